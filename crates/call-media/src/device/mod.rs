@@ -1,0 +1,326 @@
+//! Audio devices: real ones through cpal, and synthetic ones (WAV-file and tone microphones, a
+//! recording speaker) offered through the same [`DeviceManager`].
+//!
+//! A [`Microphone`] delivers 20 ms mono frames at 48 kHz on a channel. A [`Speaker`] pulls mono
+//! 48 kHz audio from a [`PlayoutSource`] on its own clock: the device's clock drives playout.
+//! Dropping either stops it. Opening a device that fails returns a [`DeviceError`], never a panic.
+
+mod host;
+mod synthetic;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use synthetic::{CaptureClock, Recording};
+
+/// The audio sample rate everywhere in the engine.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`].
+pub const FRAME_SAMPLES: usize = 960;
+
+/// One 20 ms mono frame from a microphone.
+#[derive(Clone, Debug)]
+pub struct AudioFrame {
+    /// [`FRAME_SAMPLES`] samples in -1..1.
+    pub samples: Vec<f32>,
+    /// When the first sample was captured.
+    pub captured_at: Instant,
+}
+
+/// A stable id of a device, e.g. `synthetic:mic:1` or `cpal:alsa:default`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(pub String);
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a device does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// Captures audio.
+    Microphone,
+    /// Plays audio.
+    Speaker,
+}
+
+/// A device as the manager lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Its id, for opening it.
+    pub id: DeviceId,
+    /// A name for people.
+    pub name: String,
+    /// Microphone or speaker.
+    pub kind: DeviceKind,
+    /// True for the synthetic devices, false for hardware through cpal.
+    pub is_synthetic: bool,
+}
+
+/// Why a device could not be listed or opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// No device has this id (it may have been unplugged).
+    #[error("no device `{0}`")]
+    NotFound(DeviceId),
+    /// The id names a device of the other kind.
+    #[error("device `{id}` is not a {wanted:?}")]
+    WrongKind {
+        /// The device.
+        id: DeviceId,
+        /// The kind the caller asked for.
+        wanted: DeviceKind,
+    },
+    /// The device exists but could not be opened or started.
+    #[error("could not open `{id}`: {reason}")]
+    Open {
+        /// The device.
+        id: DeviceId,
+        /// What the backend said.
+        reason: String,
+    },
+}
+
+/// What a speaker plays: filled on the speaker's own clock, mono at [`SAMPLE_RATE`].
+pub trait PlayoutSource: Send + Sync + 'static {
+    /// Fills `out` with the next samples to play.
+    fn fill(&self, out: &mut [f32]);
+}
+
+/// An open microphone. Frames arrive on [`Microphone::frames`]; dropping it stops capture.
+pub struct Microphone {
+    /// 20 ms frames as they are captured. A frame the engine is too slow to take is dropped.
+    pub frames: tokio::sync::mpsc::Receiver<AudioFrame>,
+    _running: Running,
+}
+
+/// An open speaker, pulling from its [`PlayoutSource`]. Dropping it stops playback.
+pub struct Speaker {
+    _running: Running,
+}
+
+/// Keeps a device's thread running; stops and joins it when dropped.
+struct Running {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn spawn(
+        name: &str,
+        body: impl FnOnce(Arc<std::sync::atomic::AtomicBool>) + Send + 'static,
+    ) -> Result<Self, String> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || body(flag))
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn stopped(stop: &std::sync::atomic::AtomicBool) -> bool {
+        stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How many frames a microphone channel holds before it drops the oldest-to-arrive.
+const MIC_QUEUE_FRAMES: usize = 8;
+
+#[derive(Clone)]
+enum Synthetic {
+    WavMicrophone(PathBuf),
+    SamplesMicrophone(Arc<[f32]>, CaptureClock),
+    ToneMicrophone { hz: f32, amplitude: f32 },
+    RecordingSpeaker(Recording),
+}
+
+impl Synthetic {
+    fn kind(&self) -> DeviceKind {
+        match self {
+            Self::RecordingSpeaker(_) => DeviceKind::Speaker,
+            _ => DeviceKind::Microphone,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    synthetic: Vec<(DeviceInfo, Synthetic)>,
+}
+
+/// Lists and opens microphones and speakers, real and synthetic. Cheap to clone; clones share
+/// the same synthetic devices.
+#[derive(Clone, Default)]
+pub struct DeviceManager {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl DeviceManager {
+    /// A manager with no synthetic devices yet; hardware devices are found when listing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, name: &str, device: Synthetic) -> DeviceId {
+        let mut registry = self.registry();
+        let kind = device.kind();
+        let prefix = match kind {
+            DeviceKind::Microphone => "mic",
+            DeviceKind::Speaker => "speaker",
+        };
+        let id = DeviceId(format!(
+            "synthetic:{prefix}:{}",
+            registry.synthetic.len() + 1
+        ));
+        let info = DeviceInfo {
+            id: id.clone(),
+            name: name.to_owned(),
+            kind,
+            is_synthetic: true,
+        };
+        registry.synthetic.push((info, device));
+        id
+    }
+
+    /// Adds a microphone that plays a WAV file in a loop. The file is read when the device opens,
+    /// so a missing or unreadable file is an open error.
+    pub fn add_wav_microphone(&self, name: &str, path: impl Into<PathBuf>) -> DeviceId {
+        self.add(name, Synthetic::WavMicrophone(path.into()))
+    }
+
+    /// Adds a microphone that plays these 48 kHz samples once, then silence. The clock tells
+    /// when sample 0 was captured, for latency measurements.
+    pub fn add_samples_microphone(
+        &self,
+        name: &str,
+        samples: Arc<[f32]>,
+    ) -> (DeviceId, CaptureClock) {
+        let clock = CaptureClock::default();
+        (
+            self.add(name, Synthetic::SamplesMicrophone(samples, clock.clone())),
+            clock,
+        )
+    }
+
+    /// Adds a microphone that plays a sine tone.
+    pub fn add_tone_microphone(&self, name: &str, hz: f32, amplitude: f32) -> DeviceId {
+        self.add(name, Synthetic::ToneMicrophone { hz, amplitude })
+    }
+
+    /// Adds a speaker that records what it plays to memory, and also to a WAV file at `wav`
+    /// (written when the speaker closes) if given.
+    pub fn add_recording_speaker(&self, name: &str, wav: Option<PathBuf>) -> (DeviceId, Recording) {
+        let recording = Recording::new(wav);
+        (
+            self.add(name, Synthetic::RecordingSpeaker(recording.clone())),
+            recording,
+        )
+    }
+
+    /// Every device of `kind`: hardware first (when the host has an audio system), then the
+    /// synthetic ones.
+    pub fn list(&self, kind: DeviceKind) -> Vec<DeviceInfo> {
+        let mut devices = host::list(kind);
+        devices.extend(
+            self.registry()
+                .synthetic
+                .iter()
+                .filter(|(info, _)| info.kind == kind)
+                .map(|(info, _)| info.clone()),
+        );
+        devices
+    }
+
+    fn synthetic(
+        &self,
+        id: &DeviceId,
+        wanted: DeviceKind,
+    ) -> Result<Option<Synthetic>, DeviceError> {
+        match self
+            .registry()
+            .synthetic
+            .iter()
+            .find(|(info, _)| &info.id == id)
+        {
+            Some((info, _)) if info.kind != wanted => Err(DeviceError::WrongKind {
+                id: id.clone(),
+                wanted,
+            }),
+            Some((_, device)) => Ok(Some(device.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a microphone and starts capturing.
+    pub fn open_microphone(&self, id: &DeviceId) -> Result<Microphone, DeviceError> {
+        let (tx, frames) = tokio::sync::mpsc::channel(MIC_QUEUE_FRAMES);
+        let open_error = |reason| DeviceError::Open {
+            id: id.clone(),
+            reason,
+        };
+        let running = match self.synthetic(id, DeviceKind::Microphone)? {
+            Some(Synthetic::WavMicrophone(path)) => {
+                let samples = synthetic::read_wav(&path).map_err(open_error)?;
+                synthetic::spawn_microphone(samples.into(), true, CaptureClock::default(), tx)
+                    .map_err(open_error)?
+            }
+            Some(Synthetic::SamplesMicrophone(samples, clock)) => {
+                synthetic::spawn_microphone(samples, false, clock, tx).map_err(open_error)?
+            }
+            Some(Synthetic::ToneMicrophone { hz, amplitude }) => synthetic::spawn_microphone(
+                synthetic::tone(hz, amplitude),
+                true,
+                CaptureClock::default(),
+                tx,
+            )
+            .map_err(open_error)?,
+            // synthetic() returned a microphone: it checked the kind.
+            Some(Synthetic::RecordingSpeaker(_)) => unreachable!("synthetic() checked the kind"),
+            None => host::open_microphone(id, tx)?,
+        };
+        Ok(Microphone {
+            frames,
+            _running: running,
+        })
+    }
+
+    /// Opens a speaker that plays what `source` gives it.
+    pub fn open_speaker(
+        &self,
+        id: &DeviceId,
+        source: Arc<dyn PlayoutSource>,
+    ) -> Result<Speaker, DeviceError> {
+        let running = match self.synthetic(id, DeviceKind::Speaker)? {
+            Some(Synthetic::RecordingSpeaker(recording)) => {
+                synthetic::spawn_speaker(recording, source).map_err(|reason| DeviceError::Open {
+                    id: id.clone(),
+                    reason,
+                })?
+            }
+            // synthetic() returned a speaker: it checked the kind.
+            Some(_) => unreachable!("synthetic() checked the kind"),
+            None => host::open_speaker(id, source)?,
+        };
+        Ok(Speaker { _running: running })
+    }
+}

@@ -1,0 +1,244 @@
+//! Synthetic devices for machines without audio hardware: microphones that play samples (from a
+//! WAV file, a buffer, or a tone) in real time, and a speaker that records what it plays.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE};
+
+/// One frame's duration.
+const FRAME: Duration = Duration::from_millis(20);
+
+/// When a synthetic microphone captured its first sample; sample `i` was captured
+/// `i / 48000` seconds later.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureClock(Arc<Mutex<Option<Instant>>>);
+
+impl CaptureClock {
+    /// When sample 0 was captured, once the microphone has opened.
+    pub fn started_at(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(&self, at: Instant) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+}
+
+#[derive(Debug, Default)]
+struct RecordingData {
+    started_at: Option<Instant>,
+    samples: Vec<f32>,
+}
+
+/// What a recording speaker played, shared with whoever added it. Sample `i` was played
+/// `i / 48000` seconds after [`Recording::started_at`].
+#[derive(Clone, Debug)]
+pub struct Recording {
+    data: Arc<Mutex<RecordingData>>,
+    wav: Option<PathBuf>,
+}
+
+impl Recording {
+    pub(super) fn new(wav: Option<PathBuf>) -> Self {
+        Self {
+            data: Arc::new(Mutex::new(RecordingData::default())),
+            wav,
+        }
+    }
+
+    fn data(&self) -> std::sync::MutexGuard<'_, RecordingData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Everything played so far, mono at 48 kHz.
+    pub fn samples(&self) -> Vec<f32> {
+        self.data().samples.clone()
+    }
+
+    /// How many samples have been played.
+    pub fn len(&self) -> usize {
+        self.data().samples.len()
+    }
+
+    /// True before anything was played.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples played from index `from` on.
+    pub fn samples_from(&self, from: usize) -> Vec<f32> {
+        let data = self.data();
+        data.samples.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// When the speaker played sample 0.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.data().started_at
+    }
+
+    fn write_wav(&self, path: &Path) -> Result<(), hound::Error> {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(path, spec)?;
+        for &s in &self.data().samples {
+            writer.write_sample((s.clamp(-1.0, 1.0) * i16::MAX as f32) as i16)?;
+        }
+        writer.finalize()
+    }
+}
+
+/// Reads a WAV file as mono 48 kHz samples, mixing channels down and resampling linearly.
+pub(super) fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
+    let mut reader =
+        hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let spec = reader.spec();
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+        }
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let channels = spec.channels.max(1) as usize;
+    let mono: Vec<f32> = interleaved
+        .chunks(channels)
+        .map(|c| c.iter().sum::<f32>() / channels as f32)
+        .collect();
+    if mono.is_empty() {
+        return Err(format!("{}: no samples", path.display()));
+    }
+    Ok(resample(&mono, spec.sample_rate))
+}
+
+/// Linear resampling to [`SAMPLE_RATE`].
+fn resample(input: &[f32], rate: u32) -> Vec<f32> {
+    if rate == SAMPLE_RATE {
+        return input.to_vec();
+    }
+    let step = rate as f64 / SAMPLE_RATE as f64;
+    let len = (input.len() as f64 / step) as usize;
+    (0..len)
+        .map(|i| {
+            let pos = i as f64 * step;
+            let j = pos as usize;
+            let frac = (pos - j as f64) as f32;
+            let a = input[j];
+            let b = input.get(j + 1).copied().unwrap_or(a);
+            a + (b - a) * frac
+        })
+        .collect()
+}
+
+/// A whole number of periods of a sine tone, to loop without a click.
+pub(super) fn tone(hz: f32, amplitude: f32) -> Arc<[f32]> {
+    let periods = 50.0_f32;
+    let len = (SAMPLE_RATE as f32 * periods / hz.max(1.0))
+        .round()
+        .max(1.0) as usize;
+    let step = std::f32::consts::TAU * periods / len as f32;
+    (0..len)
+        .map(|i| amplitude * (step * i as f32).sin())
+        .collect()
+}
+
+/// Sleeps until `deadline`, or returns false at once if asked to stop.
+fn wait_until(deadline: Instant, stop: &AtomicBool) -> bool {
+    if Running::stopped(stop) {
+        return false;
+    }
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    !Running::stopped(stop)
+}
+
+/// Plays `samples` as captured audio, one frame every 20 ms on absolute deadlines.
+pub(super) fn spawn_microphone(
+    samples: Arc<[f32]>,
+    looped: bool,
+    clock: CaptureClock,
+    frames: tokio::sync::mpsc::Sender<AudioFrame>,
+) -> Result<Running, String> {
+    Running::spawn("synthetic-mic", move |stop| {
+        let start = Instant::now();
+        clock.start(start);
+        for n in 0u32.. {
+            if !wait_until(start + FRAME * (n + 1), &stop) {
+                break;
+            }
+            let first = n as usize * FRAME_SAMPLES;
+            let frame = (first..first + FRAME_SAMPLES)
+                .map(|i| match looped {
+                    true => samples[i % samples.len()],
+                    false => samples.get(i).copied().unwrap_or(0.0),
+                })
+                .collect();
+            let frame = AudioFrame {
+                samples: frame,
+                captured_at: start + FRAME * n,
+            };
+            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = frames.try_send(frame) {
+                break;
+            }
+        }
+    })
+}
+
+/// Pulls a frame from `source` every 20 ms on absolute deadlines and records it.
+pub(super) fn spawn_speaker(
+    recording: Recording,
+    source: Arc<dyn PlayoutSource>,
+) -> Result<Running, String> {
+    Running::spawn("synthetic-speaker", move |stop| {
+        let start = Instant::now();
+        {
+            let mut data = recording.data();
+            data.started_at = Some(start);
+            data.samples.clear();
+        }
+        let mut frame = vec![0.0f32; FRAME_SAMPLES];
+        for m in 0u32.. {
+            if !wait_until(start + FRAME * m, &stop) {
+                break;
+            }
+            source.fill(&mut frame);
+            recording.data().samples.extend_from_slice(&frame);
+        }
+        if let Some(path) = &recording.wav
+            && let Err(e) = recording.write_wav(path)
+        {
+            tracing::warn!("could not write {}: {e}", path.display());
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_keeps_duration() {
+        let input = vec![0.5f32; 16_000];
+        let out = resample(&input, 16_000);
+        assert_eq!(out.len(), 48_000);
+        assert!(out.iter().all(|&s| (s - 0.5).abs() < 1e-6));
+    }
+
+    #[test]
+    fn tone_loops_whole_periods() {
+        let t = tone(400.0, 0.5);
+        assert_eq!(t.len(), 6000);
+        assert!(t[0].abs() < 1e-6);
+        let peak = t.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        assert!((peak - 0.5).abs() < 0.01);
+    }
+}

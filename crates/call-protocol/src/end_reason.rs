@@ -1,0 +1,86 @@
+//! Why a call, or one participant's part in it, ended.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a call or a participant ended, as a `code` and a `subcode` in the manner of the calling SDK.
+///
+/// The code says the class (0 is a normal end, 4xx/6xx were refused, 5xx failed); the subcode
+/// says which case. [`CallEndReason::description`] gives the text for each known pair:
+///
+/// | code | subcode | meaning |
+/// |---|---|---|
+/// | 0 | 0 | the local user hung up |
+/// | 0 | 1 | a remote participant hung up |
+/// | 400 | 0 | the request was invalid (no valid target) |
+/// | 404 | 0 | no user with that identity is signed in to the service |
+/// | 487 | 0 | the caller hung up before the call was answered |
+/// | 603 | 0 | the callee declined the call |
+/// | 603 | 1 | the local user rejected the incoming call |
+/// | 503 | 0 | the connection to the call service was lost |
+/// | 503 | 1 | the media connection to the call service failed |
+/// | 503 | 2 | a remote participant lost their connection to the service |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CallEndReason {
+    /// The class of the end: 0 normal, 4xx and 6xx refused, 5xx failed.
+    pub code: u16,
+    /// Which case within the class.
+    pub subcode: u32,
+}
+
+impl CallEndReason {
+    /// The local user hung up.
+    pub const LOCAL_HANG_UP: Self = Self::new(0, 0);
+    /// A remote participant hung up.
+    pub const REMOTE_HANG_UP: Self = Self::new(0, 1);
+    /// The request was invalid, e.g. it named no valid target.
+    pub const BAD_REQUEST: Self = Self::new(400, 0);
+    /// No user with that identity is signed in to the service.
+    pub const USER_NOT_FOUND: Self = Self::new(404, 0);
+    /// The caller hung up before the call was answered.
+    pub const CANCELLED: Self = Self::new(487, 0);
+    /// The callee declined the call.
+    pub const DECLINED: Self = Self::new(603, 0);
+    /// The local user rejected the incoming call.
+    pub const REJECTED_LOCALLY: Self = Self::new(603, 1);
+    /// The connection to the call service was lost.
+    pub const SERVICE_CONNECTION_LOST: Self = Self::new(503, 0);
+    /// The media connection to the call service failed.
+    pub const MEDIA_FAILED: Self = Self::new(503, 1);
+    /// A remote participant lost their connection to the service.
+    pub const REMOTE_CONNECTION_LOST: Self = Self::new(503, 2);
+
+    /// A reason from its code and subcode.
+    pub const fn new(code: u16, subcode: u32) -> Self {
+        Self { code, subcode }
+    }
+
+    /// True for the normal ends (code 0): somebody hung up.
+    pub fn is_normal(&self) -> bool {
+        self.code == 0
+    }
+
+    /// A sentence describing the reason, or a generic one for an unknown pair.
+    pub fn description(&self) -> &'static str {
+        match *self {
+            Self::LOCAL_HANG_UP => "the local user hung up",
+            Self::REMOTE_HANG_UP => "a remote participant hung up",
+            Self::BAD_REQUEST => "the request was invalid",
+            Self::USER_NOT_FOUND => "no user with that identity is signed in to the service",
+            Self::CANCELLED => "the caller hung up before the call was answered",
+            Self::DECLINED => "the callee declined the call",
+            Self::REJECTED_LOCALLY => "the local user rejected the incoming call",
+            Self::SERVICE_CONNECTION_LOST => "the connection to the call service was lost",
+            Self::MEDIA_FAILED => "the media connection to the call service failed",
+            Self::REMOTE_CONNECTION_LOST => {
+                "a remote participant lost their connection to the service"
+            }
+            _ => "the call ended for a reason this version does not know",
+        }
+    }
+}
+
+impl std::fmt::Display for CallEndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}: {}", self.code, self.subcode, self.description())
+    }
+}

@@ -1,0 +1,16 @@
+//! Signaling messages and identifiers shared by the bevy_calling client and the call service.
+//!
+//! This crate holds data only: [`CommunicationIdentifier`]s, the [`ClientMessage`] and
+//! [`ServerMessage`] enums with their versioned JSON framing ([`encode`], [`decode`]), and the
+//! [`CallEndReason`] table. It knows nothing of sockets, media or Bevy.
+
+mod end_reason;
+mod identifier;
+mod message;
+
+pub use end_reason::CallEndReason;
+pub use identifier::{CommunicationIdentifier, IdentifierError};
+pub use message::{
+    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    ParticipantInfo, ParticipantState, ProtocolError, ServerMessage, decode, encode,
+};

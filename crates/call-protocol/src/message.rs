@@ -1,0 +1,368 @@
+//! The signaling messages, and their versioned JSON encoding.
+//!
+//! Every frame is one JSON object `{"v": 1, "type": "...", ...}`. A frame larger than
+//! [`MAX_MESSAGE_BYTES`], with another version, or that is not one of the messages below, decodes
+//! to a [`ProtocolError`]; the service answers it with [`ServerMessage::Error`] and keeps the
+//! connection.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{CallEndReason, CommunicationIdentifier};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How many audio streams the service sends to each client at once: one receive slot each.
+pub const AUDIO_SLOTS: usize = 3;
+
+/// A call's id, chosen by the caller and unique on the service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallId(pub String);
+
+impl CallId {
+    /// A fresh random id (128 bits, hex), for a caller to name a new call.
+    pub fn random() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A remote participant's state, as the seed SDK names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantState {
+    /// Known to the call but not yet invited or alerted.
+    Idle,
+    /// Media flows before the participant answered.
+    EarlyMedia,
+    /// Being alerted or joining.
+    Connecting,
+    /// In the call.
+    Connected,
+    /// Put the call on hold.
+    Hold,
+    /// Waiting in the lobby.
+    InLobby,
+    /// Left the call; the reason comes with it.
+    Disconnected,
+}
+
+/// What the service tells about one participant of a call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Who it is.
+    pub id: CommunicationIdentifier,
+    /// The name they gave when they signed in.
+    pub display_name: String,
+    /// Where they are in the call.
+    pub state: ParticipantState,
+    /// Whether their microphone is muted.
+    pub is_muted: bool,
+    /// Whether the service hears them speaking now.
+    pub is_speaking: bool,
+}
+
+/// What a client sends to the service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message: sign in with an access token.
+    Hello {
+        /// The access token from the service.
+        token: String,
+        /// The name other participants see.
+        display_name: String,
+    },
+    /// The SDP offer of the client's one media connection to the service.
+    Offer {
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// A trickled local ICE candidate (`candidate:...` attribute value).
+    IceCandidate {
+        /// The candidate line.
+        candidate: String,
+    },
+    /// Call the targets.
+    StartCall {
+        /// The id the caller chose for the call.
+        call_id: CallId,
+        /// Whom to call.
+        targets: Vec<CommunicationIdentifier>,
+    },
+    /// Accept an incoming call.
+    AcceptCall {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// Reject an incoming call.
+    RejectCall {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// Leave a call.
+    HangUp {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// Mute or unmute the microphone in a call.
+    SetMuted {
+        /// Which call.
+        call_id: CallId,
+        /// The new state.
+        muted: bool,
+    },
+}
+
+/// What the service sends to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The token was accepted: the client is signed in as `user`.
+    Welcome {
+        /// The identity from the token.
+        user: CommunicationIdentifier,
+    },
+    /// The SDP answer to the client's offer.
+    Answer {
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate of the service.
+    IceCandidate {
+        /// The candidate line.
+        candidate: String,
+    },
+    /// Somebody calls this client.
+    IncomingCall {
+        /// The call's id.
+        call_id: CallId,
+        /// Who calls.
+        caller: ParticipantInfo,
+    },
+    /// The callees of an outgoing call are being alerted.
+    CallRinging {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// The call is connected: media is routed between its participants.
+    CallConnected {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// The call ended for this client.
+    CallEnded {
+        /// Which call.
+        call_id: CallId,
+        /// Why.
+        reason: CallEndReason,
+    },
+    /// A participant of the call joined or changed.
+    ParticipantUpdated {
+        /// Which call.
+        call_id: CallId,
+        /// Their current state.
+        participant: ParticipantInfo,
+    },
+    /// A participant left the call.
+    ParticipantLeft {
+        /// Which call.
+        call_id: CallId,
+        /// Who left.
+        id: CommunicationIdentifier,
+        /// Why.
+        reason: CallEndReason,
+    },
+    /// A request failed; the connection stays open unless the code says otherwise.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A sentence for people.
+        message: String,
+    },
+}
+
+/// The kinds of failure the service reports in [`ServerMessage::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No token was given; the connection closes.
+    MissingToken,
+    /// The token is forged, malformed or lacks the `voip` scope; the connection closes.
+    InvalidToken,
+    /// The token has expired; the connection closes.
+    TokenExpired,
+    /// The frame has another protocol version.
+    UnsupportedVersion,
+    /// The frame is not valid JSON or no known message.
+    MalformedMessage,
+    /// The frame is larger than [`MAX_MESSAGE_BYTES`].
+    MessageTooLarge,
+    /// The request needs a signed-in session (send `hello` first).
+    NotSignedIn,
+    /// The request names a call this client is not in.
+    UnknownCall,
+    /// The request is well-formed but not allowed now.
+    BadRequest,
+}
+
+impl ErrorCode {
+    /// True when the service closes the connection after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingToken | Self::InvalidToken | Self::TokenExpired
+        )
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The frame is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The frame has another protocol version.
+    #[error("protocol version {0} is not supported (this side speaks {PROTOCOL_VERSION})")]
+    UnsupportedVersion(u32),
+    /// The frame is not valid JSON or no known message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl ProtocolError {
+    /// The error code the service replies with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge(_) => ErrorCode::MessageTooLarge,
+            Self::UnsupportedVersion(_) => ErrorCode::UnsupportedVersion,
+            Self::Malformed(_) => ErrorCode::MalformedMessage,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a, M> {
+    v: u32,
+    #[serde(flatten)]
+    body: &'a M,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    v: Option<u32>,
+}
+
+/// Encodes a message as one versioned JSON frame.
+pub fn encode<M: Serialize>(message: &M) -> String {
+    let envelope = EnvelopeOut {
+        v: PROTOCOL_VERSION,
+        body: message,
+    };
+    // Serializing these plain enums to a String cannot fail: no maps with non-string keys, no
+    // failing Serialize impls.
+    serde_json::to_string(&envelope).expect("signaling messages always serialize")
+}
+
+/// Decodes one frame, checking its size and version.
+pub fn decode<M: DeserializeOwned>(frame: &str) -> Result<M, ProtocolError> {
+    if frame.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge(frame.len()));
+    }
+    let probe: VersionProbe =
+        serde_json::from_str(frame).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    match probe.v {
+        Some(PROTOCOL_VERSION) => {}
+        Some(other) => return Err(ProtocolError::UnsupportedVersion(other)),
+        None => return Err(ProtocolError::Malformed("missing field `v`".into())),
+    }
+    serde_json::from_str(frame).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bob() -> CommunicationIdentifier {
+        CommunicationIdentifier::user("bob").unwrap()
+    }
+
+    #[test]
+    fn messages_round_trip_with_version() {
+        let msg = ClientMessage::StartCall {
+            call_id: CallId("c1".into()),
+            targets: vec![bob(), CommunicationIdentifier::EchoBot],
+        };
+        let frame = encode(&msg);
+        assert!(
+            frame.starts_with(r#"{"v":1,"type":"start_call""#),
+            "{frame}"
+        );
+        assert_eq!(decode::<ClientMessage>(&frame).unwrap(), msg);
+
+        let msg = ServerMessage::CallEnded {
+            call_id: CallId("c1".into()),
+            reason: CallEndReason::DECLINED,
+        };
+        assert_eq!(decode::<ServerMessage>(&encode(&msg)).unwrap(), msg);
+    }
+
+    #[test]
+    fn bad_frames_give_typed_errors() {
+        assert_eq!(
+            decode::<ClientMessage>(r#"{"v":2,"type":"hang_up","call_id":"x"}"#),
+            Err(ProtocolError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            decode::<ClientMessage>(r#"{"type":"hang_up","call_id":"x"}"#),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<ClientMessage>(r#"{"v":1,"type":"fly"}"#),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<ClientMessage>("not json"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<ClientMessage>(
+                r#"{"v":1,"type":"start_call","call_id":"c","targets":["bob"]}"#
+            ),
+            Err(ProtocolError::Malformed(_))
+        ));
+        let huge = format!(
+            r#"{{"v":1,"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert!(matches!(
+            decode::<ClientMessage>(&huge),
+            Err(ProtocolError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn end_reasons_describe_themselves() {
+        assert!(CallEndReason::LOCAL_HANG_UP.is_normal());
+        assert!(!CallEndReason::DECLINED.is_normal());
+        assert_eq!(
+            CallEndReason::DECLINED.to_string(),
+            "603/0: the callee declined the call"
+        );
+        assert!(
+            CallEndReason::new(999, 9)
+                .description()
+                .contains("does not know")
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! The bevy_calling call service: access tokens, WebSocket signaling and a str0m SFU.
+//!
+//! It runs in-process ([`CallService::start`], the embedded default of tests and the app) or as
+//! the `call-service` binary.
+//!
+//! # Data flow
+//! 1. A client fetches a token ([`token`]: CLI, `GET /dev/token`, or [`CallService::issue_token`])
+//!    and opens `/ws`. Its `hello` is checked; a bad token gets a typed error and no session.
+//! 2. The client's one SDP offer becomes a str0m peer in the [`sfu`] loop, which owns the single
+//!    UDP socket. The answer goes back only after the loop owns the peer.
+//! 3. Call requests go to the [`switchboard`], plain data that returns messages and routes.
+//! 4. Routes reach the SFU's [`router`], which sends each participant's audio to the others'
+//!    receive slots. The SFU reports who speaks back to signaling.
+//!
+//! No Bevy here: the client plugin depends on this crate, never the other way.
+
+pub mod router;
+mod service;
+pub mod sfu;
+mod signaling;
+pub mod switchboard;
+pub mod token;
+
+pub use service::{CallService, ServiceConfig, ServiceError};

@@ -1,0 +1,96 @@
+//! The `call-service` binary: run the signaling server and SFU, or mint an access token.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use call_protocol::CommunicationIdentifier;
+use call_service::token::TokenIssuer;
+use call_service::{CallService, ServiceConfig};
+use clap::{Parser, Subcommand};
+
+/// The bevy_calling call service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run signaling and the SFU until interrupted.
+    Serve {
+        /// Address to bind and advertise (must be concrete, not 0.0.0.0).
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: IpAddr,
+        /// Signaling (HTTP/WebSocket) port.
+        #[arg(long, default_value_t = 8470)]
+        port: u16,
+        /// Media (UDP) port.
+        #[arg(long, default_value_t = 8471)]
+        media_port: u16,
+        /// Token signing secret; without it a random one is used and only dev tokens work.
+        #[arg(long, env = "CALL_SERVICE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Serve GET /dev/token?user=8:acs:<id> (development only).
+        #[arg(long)]
+        dev_tokens: bool,
+    },
+    /// Print an access token for a user, signed with the service's secret.
+    Token {
+        /// The user, e.g. `8:acs:alice`.
+        #[arg(long)]
+        user: CommunicationIdentifier,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+        /// The service's signing secret.
+        #[arg(long, env = "CALL_SERVICE_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Token { user, ttl, secret } => {
+            let issued = TokenIssuer::new(secret.as_bytes()).issue(&user, Duration::from_secs(ttl));
+            println!("{}", issued.token);
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Serve {
+            ip,
+            port,
+            media_port,
+            secret,
+            dev_tokens,
+        } => {
+            if secret.is_none() {
+                tracing::warn!("no --secret: tokens from `call-service token` will not verify");
+            }
+            let config = ServiceConfig {
+                ip,
+                http_port: port,
+                media_port,
+                secret: secret.map(String::into_bytes),
+                dev_tokens,
+            };
+            match CallService::start(config) {
+                Ok(service) => {
+                    println!("signaling: {}", service.ws_url());
+                    println!("media:     udp {}", service.media_addr());
+                    service.wait();
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("call-service: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

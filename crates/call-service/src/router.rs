@@ -1,0 +1,132 @@
+//! The SFU's forwarding decisions as plain data: which call each session is in, which receive
+//! slot of which receiver a sender's audio goes to, and the per-leg sequence and timestamp
+//! rebasing that keeps each leg continuous when its source changes.
+
+use std::collections::HashMap;
+
+use call_protocol::{AUDIO_SLOTS, CallId};
+
+use crate::switchboard::SessionId;
+
+/// One outgoing audio leg: a receiver and the receive slot on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Leg {
+    /// The session that receives.
+    pub to: SessionId,
+    /// Which of its [`AUDIO_SLOTS`] receive slots.
+    pub slot: usize,
+}
+
+/// Who exchanges media with whom.
+#[derive(Debug, Default)]
+pub struct Router {
+    calls: HashMap<CallId, Vec<SessionId>>,
+    call_of: HashMap<SessionId, CallId>,
+}
+
+impl Router {
+    /// Sets the sessions whose media is exchanged in a call; an empty list removes the call.
+    pub fn set_route(&mut self, call_id: CallId, members: Vec<SessionId>) {
+        if let Some(old) = self.calls.remove(&call_id) {
+            for s in old {
+                self.call_of.remove(&s);
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        for &s in &members {
+            self.call_of.insert(s, call_id.clone());
+        }
+        self.calls.insert(call_id, members);
+    }
+
+    /// The legs an audio packet from `from` goes out on. Each receiver hears the other members in
+    /// call order, one per slot, up to [`AUDIO_SLOTS`].
+    pub fn audio_legs(&self, from: SessionId) -> Vec<Leg> {
+        let Some(members) = self.call_of.get(&from).and_then(|c| self.calls.get(c)) else {
+            return Vec::new();
+        };
+        members
+            .iter()
+            .filter(|&&to| to != from)
+            .filter_map(|&to| {
+                let slot = members
+                    .iter()
+                    .filter(|&&m| m != to)
+                    .position(|&m| m == from)?;
+                (slot < AUDIO_SLOTS).then_some(Leg { to, slot })
+            })
+            .collect()
+    }
+}
+
+/// Maps a source's RTP sequence numbers and timestamps onto one outgoing leg, so the leg stays
+/// continuous (and starts below 65536, as SRTP's rollover counter needs) whoever feeds it.
+#[derive(Debug, Default)]
+pub struct Rebaser {
+    source: Option<SessionId>,
+    seq_delta: i64,
+    ts_delta: u32,
+    next_seq: u64,
+    next_ts: u32,
+}
+
+impl Rebaser {
+    /// The leg's sequence number and timestamp for a packet of `source` with extended sequence
+    /// number `seq`, RTP timestamp `ts`, lasting `duration` timestamp units.
+    pub fn map(&mut self, source: SessionId, seq: u64, ts: u32, duration: u32) -> (u64, u32) {
+        if self.source != Some(source) {
+            self.source = Some(source);
+            self.seq_delta = self.next_seq as i64 - seq as i64;
+            self.ts_delta = self.next_ts.wrapping_sub(ts);
+        }
+        let out_seq = (seq as i64 + self.seq_delta).max(0) as u64;
+        let out_ts = ts.wrapping_add(self.ts_delta);
+        if out_seq >= self.next_seq {
+            self.next_seq = out_seq + 1;
+            self.next_ts = out_ts.wrapping_add(duration);
+        }
+        (out_seq, out_ts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_to_one_routes_each_to_the_other_on_slot_zero() {
+        let mut r = Router::default();
+        r.set_route(CallId("c".into()), vec![1, 2]);
+        assert_eq!(r.audio_legs(1), vec![Leg { to: 2, slot: 0 }]);
+        assert_eq!(r.audio_legs(2), vec![Leg { to: 1, slot: 0 }]);
+        assert!(r.audio_legs(3).is_empty());
+        r.set_route(CallId("c".into()), vec![]);
+        assert!(r.audio_legs(1).is_empty());
+    }
+
+    #[test]
+    fn slots_follow_call_order_and_stop_at_the_limit() {
+        let mut r = Router::default();
+        r.set_route(CallId("c".into()), (1..=6).collect());
+        assert_eq!(r.audio_legs(1)[0], Leg { to: 2, slot: 0 });
+        assert_eq!(r.audio_legs(2)[0], Leg { to: 1, slot: 0 });
+        assert_eq!(r.audio_legs(3)[0], Leg { to: 1, slot: 1 });
+        // Session 6 is the fifth "other" for everyone: beyond AUDIO_SLOTS.
+        assert!(r.audio_legs(6).is_empty());
+    }
+
+    #[test]
+    fn rebaser_starts_low_and_stays_continuous_across_sources() {
+        let mut leg = Rebaser::default();
+        assert_eq!(leg.map(1, 70_000, 1_000, 960), (0, 0));
+        assert_eq!(leg.map(1, 70_001, 1_960, 960), (1, 960));
+        // A new source continues where the old one stopped.
+        assert_eq!(leg.map(2, 5, 99_999, 960), (2, 1_920));
+        assert_eq!(leg.map(2, 6, 100_959, 960), (3, 2_880));
+        // A late packet maps back without moving the leg forward.
+        assert_eq!(leg.map(2, 5, 99_999, 960), (2, 1_920));
+        assert_eq!(leg.map(2, 7, 101_919, 960), (4, 3_840));
+    }
+}

@@ -1,0 +1,198 @@
+//! Starting and stopping a whole service: signaling, tokens and the SFU, on threads of its own.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use call_protocol::CommunicationIdentifier;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::sfu::Sfu;
+use crate::signaling::{Shared, router};
+use crate::token::{IssuedToken, TokenIssuer};
+
+/// How to run a service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// The address signaling and media bind to. Media needs a concrete address (str0m matches
+    /// STUN against its host candidate), so `0.0.0.0` is refused.
+    pub ip: IpAddr,
+    /// The signaling (HTTP/WebSocket) port; 0 picks a free one.
+    pub http_port: u16,
+    /// The media (UDP) port; 0 picks a free one.
+    pub media_port: u16,
+    /// The token signing secret; `None` makes a random one (tokens then only come from this
+    /// process: [`CallService::issue_token`] or the dev endpoint).
+    pub secret: Option<Vec<u8>>,
+    /// Serve `GET /dev/token?user=...`, which hands any user a token. For development only.
+    pub dev_tokens: bool,
+}
+
+impl Default for ServiceConfig {
+    /// The embedded default: loopback, free ports, a random secret, dev tokens on.
+    fn default() -> Self {
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            http_port: 0,
+            media_port: 0,
+            secret: None,
+            dev_tokens: true,
+        }
+    }
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// `ip` was unspecified (`0.0.0.0` or `::`).
+    #[error("the service needs a concrete IP address to advertise for media, not {0}")]
+    UnspecifiedIp(IpAddr),
+    /// A socket could not be bound.
+    #[error("could not bind {what} on {addr}: {source}")]
+    Bind {
+        /// Which socket.
+        what: &'static str,
+        /// Where.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The runtime or a thread could not start.
+    #[error("could not start the service runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A running call service. Dropping it stops the service and waits for its threads.
+pub struct CallService {
+    http_addr: SocketAddr,
+    media_addr: SocketAddr,
+    issuer: TokenIssuer,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CallService {
+    /// Binds the sockets and starts the service on a thread of its own.
+    pub fn start(config: ServiceConfig) -> Result<Self, ServiceError> {
+        if config.ip.is_unspecified() {
+            return Err(ServiceError::UnspecifiedIp(config.ip));
+        }
+        let issuer = config
+            .secret
+            .as_deref()
+            .map(TokenIssuer::new)
+            .unwrap_or_else(TokenIssuer::random);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("call-service")
+            .enable_all()
+            .build()
+            .map_err(ServiceError::Runtime)?;
+        let http_want = SocketAddr::new(config.ip, config.http_port);
+        let media_want = SocketAddr::new(config.ip, config.media_port);
+        let (listener, udp) = runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(http_want)
+                .await
+                .map_err(|source| ServiceError::Bind {
+                    what: "signaling",
+                    addr: http_want,
+                    source,
+                })?;
+            let udp = tokio::net::UdpSocket::bind(media_want)
+                .await
+                .map_err(|source| ServiceError::Bind {
+                    what: "media",
+                    addr: media_want,
+                    source,
+                })?;
+            Ok::<_, ServiceError>((listener, udp))
+        })?;
+        let bound = |r: std::io::Result<SocketAddr>, what, addr| {
+            r.map_err(|source| ServiceError::Bind { what, addr, source })
+        };
+        let http_addr = bound(listener.local_addr(), "signaling", http_want)?;
+        let media_addr = bound(udp.local_addr(), "media", media_want)?;
+
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+        let sfu = Sfu::new(udp, facts_tx).map_err(|source| ServiceError::Bind {
+            what: "media",
+            addr: media_want,
+            source,
+        })?;
+        let shared = Shared::new(media_tx, issuer.clone());
+        let app = router(shared.clone(), config.dev_tokens);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("call-service".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let media = tokio::spawn(sfu.run(media_rx));
+                    tokio::spawn(shared.relay_facts(facts_rx));
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!("signaling server failed: {e}");
+                    }
+                    media.abort();
+                });
+                // Connection tasks may still hold sockets; give them a moment, then drop them.
+                runtime.shutdown_timeout(Duration::from_millis(200));
+            })
+            .map_err(ServiceError::Runtime)?;
+        tracing::info!("call service: signaling on {http_addr}, media on {media_addr}");
+        Ok(Self {
+            http_addr,
+            media_addr,
+            issuer,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The signaling WebSocket URL, e.g. `ws://127.0.0.1:40123/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.http_addr)
+    }
+
+    /// The signaling HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The media UDP address.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media_addr
+    }
+
+    /// Signs a token for `user` with this service's secret.
+    pub fn issue_token(&self, user: &CommunicationIdentifier, ttl: Duration) -> IssuedToken {
+        self.issuer.issue(user, ttl)
+    }
+
+    /// The issuer, for tokens with explicit times (tests of expiry).
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    /// Blocks until the service stops (it stops only when dropped, or on a fatal error).
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for CallService {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The SFU: one task owns the UDP socket and every client's str0m [`Rtc`].
+//!
+//! Signaling talks to it over a command channel ([`MediaCommand`]) and hears back over a fact
+//! channel ([`MediaFact`]). Each datagram is routed to its peer (a source-address map, with
+//! `Rtc::accepts` for a peer's first packet); each received audio packet goes out on the legs
+//! [`Router::audio_legs`] names, rebased per leg by a [`Rebaser`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use call_protocol::{AUDIO_SLOTS, CallId};
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::router::{Rebaser, Router};
+use crate::switchboard::SessionId;
+
+/// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
+const OPUS_FRAME_TICKS: u32 = 960;
+/// RFC 6464 levels are -dBov; a frame at or above -50 dBov with the voice bit counts as speech.
+const SPEECH_LEVEL: i8 = 50;
+/// How long after the last speech frame a sender still counts as speaking.
+const SPEAKING_HOLD: Duration = Duration::from_millis(400);
+/// The longest the loop sleeps when no peer asks for an earlier wake-up.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// A request from signaling to the media loop.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// A session's SDP offer: create its peer and reply with the answer SDP.
+    AddPeer {
+        /// The session the peer belongs to.
+        session: SessionId,
+        /// The client's offer.
+        offer: String,
+        /// Where the answer, or why there is none, goes.
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// A trickled ICE candidate of a session's client.
+    RemoteCandidate {
+        /// Whose.
+        session: SessionId,
+        /// The `candidate:...` line.
+        candidate: String,
+    },
+    /// The session is gone: drop its peer.
+    RemovePeer {
+        /// Whose.
+        session: SessionId,
+    },
+    /// The call's media now flows between exactly these sessions.
+    SetRoute {
+        /// Which call.
+        call_id: CallId,
+        /// The sessions; empty removes the call.
+        members: Vec<SessionId>,
+    },
+}
+
+/// Something the media loop observed that signaling tells clients about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaFact {
+    /// A session started or stopped speaking, judged from its RFC 6464 audio levels.
+    Speaking {
+        /// Whose audio.
+        session: SessionId,
+        /// Whether it carries speech now.
+        speaking: bool,
+    },
+}
+
+struct Peer {
+    rtc: Rtc,
+    mic: Option<Mid>,
+    slots: Vec<Mid>,
+    legs: Vec<Rebaser>,
+    connected: bool,
+    last_speech: Option<Instant>,
+    speaking: bool,
+}
+
+/// The media loop's state. Runs on one task; nothing in it is shared.
+pub struct Sfu {
+    socket: UdpSocket,
+    local: SocketAddr,
+    peers: HashMap<SessionId, Peer>,
+    by_addr: HashMap<SocketAddr, SessionId>,
+    router: Router,
+    facts: mpsc::UnboundedSender<MediaFact>,
+}
+
+impl Sfu {
+    /// A loop on a bound socket. The socket must be bound to a concrete address: str0m matches
+    /// STUN requests against the host candidate it advertises.
+    pub fn new(
+        socket: UdpSocket,
+        facts: mpsc::UnboundedSender<MediaFact>,
+    ) -> std::io::Result<Self> {
+        let local = socket.local_addr()?;
+        Ok(Self {
+            socket,
+            local,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            router: Router::default(),
+            facts,
+        })
+    }
+
+    /// Runs until the command channel closes.
+    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+        let mut buf = vec![0u8; 2000];
+        loop {
+            let deadline = self.drive_all();
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.receive(source, &buf[..n]),
+                    Err(e) => tracing::debug!("media socket receive failed: {e}"),
+                },
+                command = commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+        tracing::info!("media loop stopped");
+    }
+
+    fn command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::AddPeer {
+                session,
+                offer,
+                reply,
+            } => {
+                let result = self.add_peer(session, &offer);
+                // The signaling task may have gone; then nobody waits for the answer.
+                let _ = reply.send(result);
+            }
+            MediaCommand::RemoteCandidate { session, candidate } => {
+                let line = candidate.trim_start_matches("a=");
+                match (
+                    self.peers.get_mut(&session),
+                    Candidate::from_sdp_string(line),
+                ) {
+                    (Some(peer), Ok(c)) => peer.rtc.add_remote_candidate(c),
+                    (_, Err(e)) => tracing::debug!("ignoring candidate `{line}`: {e}"),
+                    (None, _) => {}
+                }
+            }
+            MediaCommand::RemovePeer { session } => {
+                if let Some(mut peer) = self.peers.remove(&session) {
+                    peer.rtc.disconnect();
+                }
+                self.by_addr.retain(|_, s| *s != session);
+            }
+            MediaCommand::SetRoute { call_id, members } => self.router.set_route(call_id, members),
+        }
+    }
+
+    fn add_peer(&mut self, session: SessionId, offer: &str) -> Result<String, String> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| format!("bad offer SDP: {e}"))?;
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(Instant::now());
+        let host =
+            Candidate::host(self.local, "udp").map_err(|e| format!("bad host candidate: {e}"))?;
+        rtc.add_local_candidate(host);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("offer not accepted: {e}"))?;
+        // Owning the Rtc before the answer leaves means the client's first STUN finds its peer.
+        if let Some(mut old) = self.peers.insert(
+            session,
+            Peer {
+                rtc,
+                mic: None,
+                slots: Vec::new(),
+                legs: Vec::new(),
+                connected: false,
+                last_speech: None,
+                speaking: false,
+            },
+        ) {
+            old.rtc.disconnect();
+        }
+        self.by_addr.retain(|_, s| *s != session);
+        Ok(answer.to_sdp_string())
+    }
+
+    fn receive(&mut self, source: SocketAddr, datagram: &[u8]) {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
+            return;
+        };
+        let input = Input::Receive(Instant::now(), receive);
+        let session = match self.by_addr.get(&source) {
+            Some(&s) => Some(s),
+            None => {
+                let found = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(&input))
+                    .map(|(&s, _)| s);
+                if let Some(s) = found {
+                    self.by_addr.insert(source, s);
+                }
+                found
+            }
+        };
+        let Some(session) = session else {
+            tracing::trace!("no peer accepts a datagram from {source}");
+            return;
+        };
+        if let Some(peer) = self.peers.get_mut(&session)
+            && let Err(e) = peer.rtc.handle_input(input)
+        {
+            tracing::warn!("peer of session {session} failed: {e}");
+            peer.rtc.disconnect();
+        }
+        // str0m holds one received RTP packet at a time: drain before the next datagram.
+        self.drive(session);
+    }
+
+    /// Drives every peer's time and output; returns when the loop must wake next.
+    fn drive_all(&mut self) -> Instant {
+        let now = Instant::now();
+        let sessions: Vec<SessionId> = self.peers.keys().copied().collect();
+        let mut deadline = now + IDLE_TICK;
+        for session in sessions {
+            if let Some(peer) = self.peers.get_mut(&session) {
+                let _ = peer.rtc.handle_input(Input::Timeout(now));
+                self.update_speaking(session, now);
+            }
+            deadline = deadline.min(self.drive(session));
+        }
+        self.peers.retain(|_, p| p.rtc.is_alive());
+        deadline
+    }
+
+    /// Polls one peer until it only waits for time, sending what it transmits and forwarding
+    /// the media it received. Returns its next timeout.
+    fn drive(&mut self, session: SessionId) -> Instant {
+        let mut received = Vec::new();
+        let timeout = {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                return Instant::now() + IDLE_TICK;
+            };
+            loop {
+                if !peer.rtc.is_alive() {
+                    break Instant::now() + IDLE_TICK;
+                }
+                match peer.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Transmit(t)) => {
+                        if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
+                            tracing::debug!("media send to {} failed: {e}", t.destination);
+                        }
+                    }
+                    Ok(Output::Event(event)) => match event {
+                        Event::Connected => peer.connected = true,
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            peer.rtc.disconnect();
+                        }
+                        Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                            match added.direction {
+                                Direction::RecvOnly => peer.mic = Some(added.mid),
+                                Direction::SendOnly if peer.slots.len() < AUDIO_SLOTS => {
+                                    peer.slots.push(added.mid);
+                                    peer.legs.push(Rebaser::default());
+                                }
+                                _ => {}
+                            }
+                        }
+                        Event::RtpPacket(packet) => {
+                            if peer.mic.is_some() && packet_mid(peer, &packet) == peer.mic {
+                                received.push(packet);
+                            }
+                        }
+                        _ => {}
+                    },
+                    Err(e) => {
+                        tracing::warn!("peer of session {session} failed: {e}");
+                        peer.rtc.disconnect();
+                    }
+                }
+            }
+        };
+        for packet in received {
+            self.note_level(session, &packet);
+            self.forward(session, &packet);
+        }
+        timeout
+    }
+
+    fn note_level(&mut self, session: SessionId, packet: &RtpPacket) {
+        let ext = &packet.header.ext_vals;
+        let speech =
+            ext.voice_activity != Some(false) && ext.audio_level.is_some_and(|l| l <= SPEECH_LEVEL);
+        if let Some(peer) = self.peers.get_mut(&session)
+            && speech
+        {
+            peer.last_speech = Some(packet.timestamp);
+        }
+        self.update_speaking(session, packet.timestamp);
+    }
+
+    fn update_speaking(&mut self, session: SessionId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        let speaking = peer
+            .last_speech
+            .is_some_and(|t| now.saturating_duration_since(t) < SPEAKING_HOLD);
+        if speaking != peer.speaking {
+            peer.speaking = speaking;
+            // Signaling outlives the media loop; a send fails only while shutting down.
+            let _ = self.facts.send(MediaFact::Speaking { session, speaking });
+        }
+    }
+
+    fn forward(&mut self, from: SessionId, packet: &RtpPacket) {
+        let now = Instant::now();
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            ..Default::default()
+        };
+        for leg in self.router.audio_legs(from) {
+            let Some(peer) = self.peers.get_mut(&leg.to) else {
+                continue;
+            };
+            if !peer.connected {
+                continue;
+            }
+            let (Some(&mid), Some(pt)) = (
+                peer.slots.get(leg.slot),
+                peer.rtc
+                    .codec_config()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt()),
+            ) else {
+                continue;
+            };
+            let (seq, ts) = peer.legs[leg.slot].map(
+                from,
+                *packet.seq_no,
+                packet.header.timestamp,
+                OPUS_FRAME_TICKS,
+            );
+            if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                tx.write_rtp(
+                    RtpWrite::new(
+                        pt,
+                        SeqNo::from(seq),
+                        ts,
+                        packet.timestamp,
+                        packet.payload.clone(),
+                    )
+                    .marker(packet.header.marker)
+                    .ext_vals(ext.clone()),
+                );
+            }
+            // A written packet is only sent after the next timeout input.
+            let _ = peer.rtc.handle_input(Input::Timeout(now));
+            self.drive(leg.to);
+        }
+    }
+}
+
+/// The mid a received packet belongs to. str0m maps webrtc-rs audio by its `a=ssrc` lines, so
+/// the packet's SSRC finds the receive stream.
+fn packet_mid(peer: &mut Peer, packet: &RtpPacket) -> Option<Mid> {
+    peer.rtc
+        .direct_api()
+        .stream_rx(&packet.header.ssrc)
+        .map(|rx| rx.mid())
+}

@@ -1,0 +1,212 @@
+//! Facts from the engines into the ECS: one exclusive system drains every agent's channel and
+//! applies each fact in order, so a fact about an entity spawned earlier in the same batch finds it.
+
+use bevy::prelude::*;
+use call_media::AgentEvent;
+use call_protocol::{
+    CallEndReason, CallId, CommunicationIdentifier, ParticipantInfo, ParticipantState,
+};
+
+use super::{AgentLink, CallIndex};
+use crate::model::{
+    AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState, CallStateChanged,
+    DeviceFailed, IncomingCall, ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants,
+    RemoteParticipant, RequestFailed,
+};
+
+/// Drains every agent's engine events and applies them.
+pub(crate) fn receive(world: &mut World) {
+    let mut batch = Vec::new();
+    let mut links = world.query::<(Entity, &AgentLink)>();
+    for (agent, link) in links.iter(world) {
+        batch.extend(link.0.events().try_iter().map(|event| (agent, event)));
+    }
+    for (agent, event) in batch {
+        apply(world, agent, event);
+    }
+}
+
+fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
+    match event {
+        AgentEvent::Connection(connection) => {
+            if let Some(mut a) = world.get_mut::<CallAgent>(agent) {
+                a.connection = connection.clone();
+            }
+            world.write_message(AgentConnectionChanged { agent, connection });
+        }
+        AgentEvent::IncomingCall { call_id, caller } => {
+            let call = world
+                .spawn((
+                    Call::new(
+                        call_id.clone(),
+                        CallDirection::Incoming,
+                        CallState::Incoming,
+                    ),
+                    CallOf(agent),
+                ))
+                .id();
+            world
+                .resource_mut::<CallIndex>()
+                .0
+                .insert((agent, call_id), call);
+            let identifier = caller.id.clone();
+            upsert_participant(world, call, caller);
+            world.write_message(IncomingCall {
+                agent,
+                call,
+                caller: identifier,
+            });
+            world.write_message(CallStateChanged {
+                call,
+                state: CallState::Incoming,
+                reason: None,
+            });
+        }
+        AgentEvent::CallRinging(call_id) => {
+            set_state(world, agent, &call_id, CallState::Ringing, None)
+        }
+        AgentEvent::CallConnected(call_id) => {
+            set_state(world, agent, &call_id, CallState::Connected, None)
+        }
+        AgentEvent::CallEnded { call_id, reason } => {
+            set_state(
+                world,
+                agent,
+                &call_id,
+                CallState::Disconnected,
+                Some(reason),
+            );
+            world
+                .resource_mut::<CallIndex>()
+                .0
+                .remove(&(agent, call_id));
+        }
+        AgentEvent::ParticipantUpdated {
+            call_id,
+            participant,
+        } => {
+            if let Some(call) = find_call(world, agent, &call_id) {
+                upsert_participant(world, call, participant);
+            }
+        }
+        AgentEvent::ParticipantLeft {
+            call_id,
+            id,
+            reason,
+        } => {
+            if let Some(call) = find_call(world, agent, &call_id) {
+                participant_left(world, call, id, reason);
+            }
+        }
+        AgentEvent::DeviceFailed { kind, error } => {
+            world.write_message(DeviceFailed { agent, kind, error });
+        }
+        AgentEvent::RequestFailed { code, message } => {
+            world.write_message(RequestFailed {
+                agent,
+                code,
+                message,
+            });
+        }
+    }
+}
+
+fn find_call(world: &World, agent: Entity, call_id: &CallId) -> Option<Entity> {
+    world
+        .resource::<CallIndex>()
+        .0
+        .get(&(agent, call_id.clone()))
+        .copied()
+}
+
+fn set_state(
+    world: &mut World,
+    agent: Entity,
+    call_id: &CallId,
+    state: CallState,
+    reason: Option<CallEndReason>,
+) {
+    let Some(call) = find_call(world, agent, call_id) else {
+        return;
+    };
+    let Some(mut c) = world.get_mut::<Call>(call) else {
+        return;
+    };
+    if c.state == state && c.end_reason == reason {
+        return;
+    }
+    c.state = state;
+    c.end_reason = reason;
+    world.write_message(CallStateChanged {
+        call,
+        state,
+        reason,
+    });
+}
+
+fn find_participant(world: &World, call: Entity, id: &CommunicationIdentifier) -> Option<Entity> {
+    let participants = world.get::<Participants>(call)?;
+    participants.entities().iter().copied().find(|&p| {
+        world
+            .get::<RemoteParticipant>(p)
+            .is_some_and(|rp| &rp.identifier == id)
+    })
+}
+
+fn upsert_participant(world: &mut World, call: Entity, info: ParticipantInfo) {
+    let state = info.state;
+    let participant = match find_participant(world, call, &info.id) {
+        Some(p) => {
+            if let Some(mut rp) = world.get_mut::<RemoteParticipant>(p) {
+                let next = RemoteParticipant::from(info);
+                if *rp == next {
+                    return;
+                }
+                *rp = next;
+            }
+            p
+        }
+        None => world
+            .spawn((RemoteParticipant::from(info), ParticipantOf(call)))
+            .id(),
+    };
+    world.write_message(ParticipantUpdated {
+        call,
+        participant,
+        state,
+    });
+}
+
+fn participant_left(
+    world: &mut World,
+    call: Entity,
+    id: CommunicationIdentifier,
+    reason: CallEndReason,
+) {
+    let participant = match find_participant(world, call, &id) {
+        Some(p) => p,
+        // Never joined (e.g. unreachable): it still gets an entity that says why.
+        None => world
+            .spawn((
+                RemoteParticipant::from(ParticipantInfo {
+                    display_name: id.raw_id(),
+                    id,
+                    state: ParticipantState::Disconnected,
+                    is_muted: false,
+                    is_speaking: false,
+                }),
+                ParticipantOf(call),
+            ))
+            .id(),
+    };
+    if let Some(mut rp) = world.get_mut::<RemoteParticipant>(participant) {
+        rp.state = ParticipantState::Disconnected;
+        rp.is_speaking = false;
+        rp.end_reason = Some(reason);
+    }
+    world.write_message(ParticipantLeft {
+        call,
+        participant,
+        reason,
+    });
+}

@@ -1,0 +1,73 @@
+//! Calls and their states.
+
+use bevy::prelude::*;
+use call_protocol::{CallEndReason, CallId};
+
+use super::AgentCalls;
+
+/// Which way a call was placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallDirection {
+    /// This agent called.
+    Outgoing,
+    /// This agent was called.
+    Incoming,
+}
+
+/// A call's state, as the seed SDK names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallState {
+    /// Not yet started.
+    None,
+    /// Media flows before the call is answered.
+    EarlyMedia,
+    /// Somebody calls; accept or reject it.
+    Incoming,
+    /// Being set up.
+    Connecting,
+    /// The callee is being alerted.
+    Ringing,
+    /// In the call; media flows.
+    Connected,
+    /// This side put the call on hold.
+    LocalHold,
+    /// The other side put the call on hold.
+    RemoteHold,
+    /// Hanging up.
+    Disconnecting,
+    /// Over; [`Call::end_reason`] says why.
+    Disconnected,
+}
+
+/// A call of a [`super::CallAgent`]. Ended calls stay (state [`CallState::Disconnected`], with
+/// their reason) until the app despawns them.
+#[derive(Component, Debug, Clone)]
+pub struct Call {
+    /// The call's id on the service.
+    pub id: CallId,
+    /// Who placed it.
+    pub direction: CallDirection,
+    /// Where it is now.
+    pub state: CallState,
+    /// Why it ended; set exactly when `state` is [`CallState::Disconnected`].
+    pub end_reason: Option<CallEndReason>,
+    /// Whether this side's microphone is muted in this call.
+    pub is_muted: bool,
+}
+
+impl Call {
+    pub(crate) fn new(id: CallId, direction: CallDirection, state: CallState) -> Self {
+        Self {
+            id,
+            direction,
+            state,
+            end_reason: None,
+            is_muted: false,
+        }
+    }
+}
+
+/// The agent a call belongs to.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[relationship(relationship_target = AgentCalls)]
+pub struct CallOf(pub Entity);

@@ -1,0 +1,139 @@
+//! The ECS model: components for agents, calls and participants, the requests users send, and
+//! the facts the plugin reports.
+//!
+//! Ownership uses relationships: a [`Call`] belongs to its [`CallAgent`] through [`CallOf`], a
+//! [`RemoteParticipant`] to its call through [`ParticipantOf`]. Despawning a call despawns its
+//! participants.
+
+mod agent;
+mod call;
+mod participant;
+
+pub use agent::{AgentCalls, CallAgent};
+pub use call::{Call, CallDirection, CallOf, CallState};
+pub use participant::{ParticipantOf, Participants, RemoteParticipant};
+
+use bevy::prelude::*;
+use call_media::AgentConnection;
+use call_media::device::{DeviceError, DeviceKind};
+use call_protocol::{CallEndReason, CommunicationIdentifier, ErrorCode, ParticipantState};
+
+/// Request: call `targets` from `agent`. The plugin spawns the [`Call`] entity and reports it
+/// with [`CallStateChanged`] (state [`CallState::Connecting`]).
+#[derive(Message, Clone, Debug)]
+pub struct StartCall {
+    /// The [`CallAgent`] entity that calls.
+    pub agent: Entity,
+    /// Whom to call.
+    pub targets: Vec<CommunicationIdentifier>,
+}
+
+/// Request: accept an incoming call.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct AcceptCall {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Request: reject an incoming call.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct RejectCall {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Request: leave a call.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct HangUp {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Request: mute the microphone in a call. Others see the participant muted, and hear silence.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct Mute {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Request: unmute the microphone in a call.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct Unmute {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Fact: an agent's connection to the service changed.
+#[derive(Message, Clone, Debug)]
+pub struct AgentConnectionChanged {
+    /// The [`CallAgent`] entity.
+    pub agent: Entity,
+    /// Its new connection state.
+    pub connection: AgentConnection,
+}
+
+/// Fact: somebody calls this agent. The [`Call`] entity is in state [`CallState::Incoming`].
+#[derive(Message, Clone, Debug)]
+pub struct IncomingCall {
+    /// The [`CallAgent`] entity that is called.
+    pub agent: Entity,
+    /// The new [`Call`] entity.
+    pub call: Entity,
+    /// Who calls.
+    pub caller: CommunicationIdentifier,
+}
+
+/// Fact: a call's state changed. When it is [`CallState::Disconnected`], `reason` says why.
+#[derive(Message, Clone, Debug)]
+pub struct CallStateChanged {
+    /// The [`Call`] entity.
+    pub call: Entity,
+    /// Its new state.
+    pub state: CallState,
+    /// Why it ended, with [`CallState::Disconnected`].
+    pub reason: Option<CallEndReason>,
+}
+
+/// Fact: a participant joined a call, or their state, mute or speaking flag changed.
+#[derive(Message, Clone, Debug)]
+pub struct ParticipantUpdated {
+    /// The [`Call`] entity.
+    pub call: Entity,
+    /// The [`RemoteParticipant`] entity.
+    pub participant: Entity,
+    /// Their state now.
+    pub state: ParticipantState,
+}
+
+/// Fact: a participant left a call.
+#[derive(Message, Clone, Debug)]
+pub struct ParticipantLeft {
+    /// The [`Call`] entity.
+    pub call: Entity,
+    /// The [`RemoteParticipant`] entity, now [`ParticipantState::Disconnected`].
+    pub participant: Entity,
+    /// Why they left.
+    pub reason: CallEndReason,
+}
+
+/// Fact: a device of an agent could not be opened; its calls go on without it.
+#[derive(Message, Clone, Debug)]
+pub struct DeviceFailed {
+    /// The [`CallAgent`] entity.
+    pub agent: Entity,
+    /// Microphone or speaker.
+    pub kind: DeviceKind,
+    /// What failed.
+    pub error: DeviceError,
+}
+
+/// Fact: the service refused one of an agent's requests.
+#[derive(Message, Clone, Debug)]
+pub struct RequestFailed {
+    /// The [`CallAgent`] entity.
+    pub agent: Entity,
+    /// The service's error code.
+    pub code: ErrorCode,
+    /// Its explanation.
+    pub message: String,
+}

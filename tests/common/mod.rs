@@ -1,0 +1,242 @@
+//! The shared harness: an in-process call service, headless client apps, a stepper that updates
+//! every app until a condition holds, and audio measurements.
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_calling::prelude::*;
+use bevy_calling::{ParticipantState, Recording};
+use call_service::{CallService, ServiceConfig};
+
+/// A generous liveness deadline: tests fail on it only when something is broken.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The speech clip the WAV microphone plays.
+pub fn speech_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/sounds/speech.wav")
+}
+
+/// The speech clip as 48 kHz mono samples.
+pub fn speech_samples() -> Vec<f32> {
+    let mut reader = hound::WavReader::open(speech_path()).expect("speech.wav");
+    reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample") as f32 / i16::MAX as f32)
+        .collect()
+}
+
+/// Starts the embedded service on 127.0.0.1 with free ports.
+pub fn service() -> CallService {
+    CallService::start(ServiceConfig::default()).expect("service starts")
+}
+
+/// What a client's microphone plays.
+pub enum Mic {
+    /// The speech clip, looped.
+    Speech,
+    /// No microphone.
+    None,
+}
+
+/// One headless app with one agent and a recording speaker.
+pub struct Client {
+    pub app: App,
+    pub agent: Entity,
+    pub user: CommunicationIdentifier,
+    pub speaker: Recording,
+}
+
+/// A client signed in as `8:acs:<name>` with a token from the service.
+pub fn client(service: &CallService, name: &str, mic: Mic) -> Client {
+    let user = CommunicationIdentifier::user(name).expect("valid name");
+    let token = service.issue_token(&user, Duration::from_secs(3600)).token;
+    client_with_token(service, name, mic, token)
+}
+
+/// A client that signs in with the given token.
+pub fn client_with_token(service: &CallService, name: &str, mic: Mic, token: String) -> Client {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, CallingPlugin));
+    let devices = app.world().resource::<Devices>().0.clone();
+    let microphone = match mic {
+        Mic::Speech => Some(devices.add_wav_microphone("speech", speech_path())),
+        Mic::None => None,
+    };
+    let (speaker_id, speaker) = devices.add_recording_speaker("recorder", None);
+    let agent = app
+        .world_mut()
+        .spawn(CallAgent::new(AgentConfig {
+            service_url: service.ws_url(),
+            token,
+            display_name: name.to_owned(),
+            microphone,
+            speaker: Some(speaker_id),
+        }))
+        .id();
+    Client {
+        app,
+        agent,
+        user: CommunicationIdentifier::user(name).expect("valid name"),
+        speaker,
+    }
+}
+
+impl Client {
+    pub fn agent(&self) -> &CallAgent {
+        self.app
+            .world()
+            .get::<CallAgent>(self.agent)
+            .expect("agent")
+    }
+
+    pub fn write<M: Message>(&mut self, message: M) {
+        self.app.world_mut().write_message(message);
+    }
+
+    /// The agent's calls, newest last.
+    pub fn calls(&mut self) -> Vec<(Entity, Call)> {
+        let mut q = self.app.world_mut().query::<(Entity, &Call)>();
+        let mut calls: Vec<_> = q
+            .iter(self.app.world())
+            .map(|(e, c)| (e, c.clone()))
+            .collect();
+        calls.sort_by_key(|(e, _)| *e);
+        calls
+    }
+
+    pub fn call(&self, call: Entity) -> Call {
+        self.app.world().get::<Call>(call).expect("call").clone()
+    }
+
+    /// The participants of `call`.
+    pub fn participants(&mut self, call: Entity) -> Vec<RemoteParticipant> {
+        let mut q = self
+            .app
+            .world_mut()
+            .query::<(&RemoteParticipant, &bevy_calling::ParticipantOf)>();
+        q.iter(self.app.world())
+            .filter(|(_, of)| of.0 == call)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    pub fn participant(
+        &mut self,
+        call: Entity,
+        id: &CommunicationIdentifier,
+    ) -> Option<RemoteParticipant> {
+        self.participants(call)
+            .into_iter()
+            .find(|p| &p.identifier == id)
+    }
+}
+
+/// Updates every client's app until `done` holds; panics with `what` after [`DEADLINE`].
+pub fn run_until(
+    clients: &mut [&mut Client],
+    what: &str,
+    mut done: impl FnMut(&mut [&mut Client]) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        for c in clients.iter_mut() {
+            c.app.update();
+        }
+        if done(clients) {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Updates every client's app for `time`.
+pub fn run_for(clients: &mut [&mut Client], time: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < time {
+        for c in clients.iter_mut() {
+            c.app.update();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Signs both in, has `a` call `b`, `b` accept, and waits until both calls are connected.
+/// Returns (a's call, b's call).
+pub fn connected_call(a: &mut Client, b: &mut Client) -> (Entity, Entity) {
+    run_until(&mut [a, b], "both agents connected", |c| {
+        c[0].agent().is_connected() && c[1].agent().is_connected()
+    });
+    let (agent, target) = (a.agent, b.user.clone());
+    a.write(StartCall {
+        agent,
+        targets: vec![target],
+    });
+    let mut incoming = None;
+    run_until(&mut [a, b], "B sees an incoming call", |c| {
+        incoming = c[1]
+            .calls()
+            .into_iter()
+            .find(|(_, call)| call.state == CallState::Incoming);
+        incoming.is_some()
+    });
+    let b_call = incoming.expect("incoming").0;
+    b.write(AcceptCall { call: b_call });
+    let mut a_call = None;
+    run_until(&mut [a, b], "both calls connected", |c| {
+        a_call = c[0].calls().last().map(|(e, _)| *e);
+        let a_connected = a_call.is_some_and(|e| c[0].call(e).state == CallState::Connected);
+        a_connected && c[1].call(b_call).state == CallState::Connected
+    });
+    (a_call.expect("a's call"), b_call)
+}
+
+/// Waits until `client`'s call has ended and returns its reason.
+pub fn ended(clients: &mut [&mut Client], which: usize, call: Entity) -> CallEndReason {
+    run_until(clients, "the call to end", |c| {
+        c[which].call(call).state == CallState::Disconnected
+    });
+    clients[which]
+        .call(call)
+        .end_reason
+        .expect("an ended call has a reason")
+}
+
+/// The mean square of samples.
+pub fn energy(samples: &[f32]) -> f32 {
+    samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32
+}
+
+/// RMS per 10 ms block.
+pub fn envelope(samples: &[f32]) -> Vec<f32> {
+    samples.chunks(480).map(|c| energy(c).sqrt()).collect()
+}
+
+/// The best normalized correlation between the received envelope and the looped source
+/// envelope, over every lag of the loop.
+pub fn looped_envelope_correlation(received: &[f32], source: &[f32]) -> f32 {
+    let r = envelope(received);
+    let s = envelope(source);
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
+    let rm = mean(&r);
+    let sm = mean(&s);
+    (0..s.len())
+        .map(|lag| {
+            let (mut num, mut rr, mut ss) = (0.0f32, 0.0f32, 0.0f32);
+            for (i, &rv) in r.iter().enumerate() {
+                let sv = s[(i + lag) % s.len()];
+                num += (rv - rm) * (sv - sm);
+                rr += (rv - rm) * (rv - rm);
+                ss += (sv - sm) * (sv - sm);
+            }
+            num / (rr.sqrt() * ss.sqrt()).max(1e-9)
+        })
+        .fold(f32::MIN, f32::max)
+}
+
+/// Whether `p` is a connected participant.
+pub fn is_connected(p: &RemoteParticipant) -> bool {
+    p.state == ParticipantState::Connected
+}

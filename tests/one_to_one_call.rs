@@ -1,0 +1,213 @@
+//! A real 1:1 voice call between two headless Bevy apps through the in-process call service.
+
+mod common;
+
+use std::time::Duration;
+
+use bevy_calling::prelude::*;
+use bevy_calling::{AgentError, ErrorCode};
+use common::*;
+
+#[test]
+fn answered_call_connects_both_sides_with_each_other_as_participants() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let (a_call, b_call) = connected_call(&mut a, &mut b);
+
+    assert_eq!(a.call(a_call).direction, CallDirection::Outgoing);
+    assert_eq!(b.call(b_call).direction, CallDirection::Incoming);
+    assert_eq!(a.call(a_call).id, b.call(b_call).id);
+    let (alice, bob) = (a.user.clone(), b.user.clone());
+    run_until(
+        &mut [&mut a, &mut b],
+        "each sees the other connected",
+        |c| {
+            c[0].participant(a_call, &bob)
+                .is_some_and(|p| is_connected(&p))
+                && c[1]
+                    .participant(b_call, &alice)
+                    .is_some_and(|p| is_connected(&p))
+        },
+    );
+    let seen_by_b = b.participant(b_call, &alice).unwrap();
+    assert_eq!(seen_by_b.display_name, "alice");
+    assert_eq!(a.participants(a_call).len(), 1);
+}
+
+#[test]
+fn speech_from_a_arrives_at_b_and_correlates_with_the_source() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::Speech);
+    let mut b = client(&service, "bob", Mic::None);
+    connected_call(&mut a, &mut b);
+
+    let start = b.speaker.len();
+    let want = 48_000 * 6;
+    run_until(&mut [&mut a, &mut b], "6 s of audio at B", |c| {
+        c[1].speaker.len() >= start + want
+    });
+    let received = b.speaker.samples_from(start + 48_000);
+    let source = speech_samples();
+    let e = energy(&received);
+    let corr = looped_envelope_correlation(&received, &source);
+    assert!(e > 0.002, "speech energy at B: {e}");
+    assert!(corr > 0.8, "envelope correlation with the source: {corr}");
+}
+
+#[test]
+fn mute_silences_a_for_b_and_unmute_brings_it_back() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::Speech);
+    let mut b = client(&service, "bob", Mic::None);
+    let (a_call, b_call) = connected_call(&mut a, &mut b);
+    let alice = a.user.clone();
+
+    let measure = |a: &mut Client, b: &mut Client| {
+        let from = b.speaker.len();
+        run_until(&mut [a, b], "2 s of audio at B", |c| {
+            c[1].speaker.len() >= from + 96_000
+        });
+        energy(&b.speaker.samples_from(from + 24_000))
+    };
+    let before = measure(&mut a, &mut b);
+    assert!(before > 0.002, "speech before mute: {before}");
+
+    a.write(Mute { call: a_call });
+    run_until(&mut [&mut a, &mut b], "B sees A muted", |c| {
+        c[1].participant(b_call, &alice).is_some_and(|p| p.is_muted)
+    });
+    assert!(a.call(a_call).is_muted);
+    let muted = measure(&mut a, &mut b);
+    assert!(muted < 1e-5, "energy at B while A is muted: {muted}");
+
+    a.write(Unmute { call: a_call });
+    run_until(&mut [&mut a, &mut b], "B sees A unmuted", |c| {
+        c[1].participant(b_call, &alice)
+            .is_some_and(|p| !p.is_muted)
+    });
+    let after = measure(&mut a, &mut b);
+    assert!(after > 0.002, "speech after unmute: {after}");
+}
+
+#[test]
+fn hang_up_ends_both_sides_with_who_ended_it() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let (a_call, b_call) = connected_call(&mut a, &mut b);
+    let alice = a.user.clone();
+
+    a.write(HangUp { call: a_call });
+    assert_eq!(
+        ended(&mut [&mut a, &mut b], 0, a_call),
+        CallEndReason::LOCAL_HANG_UP
+    );
+    assert_eq!(
+        ended(&mut [&mut a, &mut b], 1, b_call),
+        CallEndReason::REMOTE_HANG_UP
+    );
+    let left = b.participant(b_call, &alice).unwrap();
+    assert_eq!(left.state, ParticipantState::Disconnected);
+    assert_eq!(left.end_reason, Some(CallEndReason::REMOTE_HANG_UP));
+}
+
+#[test]
+fn rejected_call_ends_with_a_declined_reason() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    run_until(&mut [&mut a, &mut b], "both connected", |c| {
+        c[0].agent().is_connected() && c[1].agent().is_connected()
+    });
+    let (agent, bob) = (a.agent, b.user.clone());
+    a.write(StartCall {
+        agent,
+        targets: vec![bob.clone()],
+    });
+    let mut incoming = None;
+    run_until(&mut [&mut a, &mut b], "B is called", |c| {
+        incoming = c[1].calls().first().map(|(e, _)| *e);
+        incoming.is_some()
+    });
+    let a_call = a.calls()[0].0;
+    run_until(&mut [&mut a, &mut b], "A hears ringing", |c| {
+        c[0].call(a_call).state == CallState::Ringing
+    });
+    b.write(RejectCall {
+        call: incoming.unwrap(),
+    });
+    assert_eq!(
+        ended(&mut [&mut a, &mut b], 0, a_call),
+        CallEndReason::DECLINED
+    );
+    assert_eq!(
+        ended(&mut [&mut a, &mut b], 1, incoming.unwrap()),
+        CallEndReason::REJECTED_LOCALLY
+    );
+    assert_eq!(
+        a.participant(a_call, &bob).unwrap().end_reason,
+        Some(CallEndReason::DECLINED)
+    );
+}
+
+#[test]
+fn calling_an_unknown_user_fails_with_user_not_found() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    run_until(&mut [&mut a], "connected", |c| c[0].agent().is_connected());
+    let nobody = CommunicationIdentifier::user("nobody").unwrap();
+    let agent = a.agent;
+    a.write(StartCall {
+        agent,
+        targets: vec![nobody.clone()],
+    });
+    run_until(&mut [&mut a], "a call exists", |c| !c[0].calls().is_empty());
+    let call = a.calls()[0].0;
+    let reason = ended(&mut [&mut a], 0, call);
+    assert_eq!(reason, CallEndReason::USER_NOT_FOUND);
+    assert!(reason.description().contains("signed in"));
+}
+
+#[test]
+fn bad_tokens_are_refused_with_typed_errors_and_no_session() {
+    let service = service();
+    let user = CommunicationIdentifier::user("mallory").unwrap();
+    let forged = call_service::token::TokenIssuer::new(b"not the service's secret")
+        .issue(&user, Duration::from_secs(60))
+        .token;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = service.issuer().issue_at(&user, now - 120, now - 60).token;
+    for (token, code) in [
+        (forged, ErrorCode::InvalidToken),
+        (expired, ErrorCode::TokenExpired),
+        (String::new(), ErrorCode::MissingToken),
+        ("garbage".to_owned(), ErrorCode::InvalidToken),
+    ] {
+        let mut m = client_with_token(&service, "mallory", Mic::None, token);
+        run_until(&mut [&mut m], "the sign-in to be refused", |c| {
+            matches!(c[0].agent().connection, AgentConnection::Disconnected(_))
+        });
+        match &m.agent().connection {
+            AgentConnection::Disconnected(AgentError::Refused { code: got, .. }) => {
+                assert_eq!(*got, code)
+            }
+            other => panic!("expected a refusal with {code:?}, got {other:?}"),
+        }
+        // No session: calls from a refused agent end at once, and say why.
+        let agent = m.agent;
+        m.write(StartCall {
+            agent,
+            targets: vec![CommunicationIdentifier::user("bob").unwrap()],
+        });
+        run_until(&mut [&mut m], "a call exists", |c| !c[0].calls().is_empty());
+        let call = m.calls()[0].0;
+        assert_eq!(
+            ended(&mut [&mut m], 0, call),
+            CallEndReason::SERVICE_CONNECTION_LOST
+        );
+    }
+}
