@@ -57,76 +57,76 @@ pub(crate) fn send(
         });
     }
 
-    let mut to_engine =
-        |call: Entity, make: &dyn Fn(&mut Call) -> Option<(AgentCommand, Option<CallState>)>| {
-            let Ok((mut c, of)) = calls.get_mut(call) else {
-                return;
-            };
-            let Some((command, next)) = make(&mut c) else {
-                return;
-            };
-            if let Ok(link) = links.get(of.0) {
-                link.0.send(command);
-            }
-            if let Some(state) = next
-                && c.state != state
-            {
-                c.state = state;
-                changed.write(CallStateChanged {
-                    call,
-                    state,
-                    reason: None,
-                });
-            }
-        };
-    for r in requests.accept.read() {
-        to_engine(r.call, &|c| {
-            (c.state == CallState::Incoming).then(|| {
-                (
-                    AgentCommand::AcceptCall(c.id.clone()),
-                    Some(CallState::Connecting),
-                )
-            })
-        });
-    }
-    for r in requests.reject.read() {
-        to_engine(r.call, &|c| {
-            (c.state == CallState::Incoming).then(|| {
-                (
-                    AgentCommand::RejectCall(c.id.clone()),
-                    Some(CallState::Disconnecting),
-                )
-            })
-        });
-    }
-    for r in requests.hang_up.read() {
-        to_engine(r.call, &|c| {
-            (c.state != CallState::Disconnected).then(|| {
-                (
-                    AgentCommand::HangUp(c.id.clone()),
-                    Some(CallState::Disconnecting),
-                )
-            })
-        });
-    }
-    for (call, muted) in requests
-        .mute
+    let requests: Vec<(Entity, CallRequest)> = requests
+        .accept
         .read()
-        .map(|m| (m.call, true))
-        .chain(requests.unmute.read().map(|u| (u.call, false)))
-        .collect::<Vec<_>>()
-    {
-        to_engine(call, &|c| {
-            c.is_muted = muted;
-            (c.state != CallState::Disconnected).then(|| {
-                (
-                    AgentCommand::SetMuted {
-                        call_id: c.id.clone(),
-                        muted,
-                    },
-                    None,
-                )
-            })
-        });
+        .map(|r| (r.call, CallRequest::Accept))
+        .chain(
+            requests
+                .reject
+                .read()
+                .map(|r| (r.call, CallRequest::Reject)),
+        )
+        .chain(
+            requests
+                .hang_up
+                .read()
+                .map(|r| (r.call, CallRequest::HangUp)),
+        )
+        .chain(
+            requests
+                .mute
+                .read()
+                .map(|r| (r.call, CallRequest::SetMuted(true))),
+        )
+        .chain(
+            requests
+                .unmute
+                .read()
+                .map(|r| (r.call, CallRequest::SetMuted(false))),
+        )
+        .collect();
+    for (call, request) in requests {
+        let Ok((mut c, of)) = calls.get_mut(call) else {
+            continue;
+        };
+        let id = c.id.clone();
+        let ending = matches!(c.state, CallState::Disconnecting | CallState::Disconnected);
+        let (command, next) = match request {
+            CallRequest::Accept if c.state == CallState::Incoming => {
+                (AgentCommand::AcceptCall(id), Some(CallState::Connecting))
+            }
+            CallRequest::Reject if c.state == CallState::Incoming => {
+                (AgentCommand::RejectCall(id), Some(CallState::Disconnecting))
+            }
+            CallRequest::HangUp if !ending => {
+                (AgentCommand::HangUp(id), Some(CallState::Disconnecting))
+            }
+            CallRequest::SetMuted(muted) if !ending => {
+                c.is_muted = muted;
+                (AgentCommand::SetMuted { call_id: id, muted }, None)
+            }
+            // A request that does not fit the call's state changes nothing.
+            _ => continue,
+        };
+        if let Ok(link) = links.get(of.0) {
+            link.0.send(command);
+        }
+        if let Some(state) = next {
+            c.state = state;
+            changed.write(CallStateChanged {
+                call,
+                state,
+                reason: None,
+            });
+        }
     }
+}
+
+/// A request about an existing call.
+enum CallRequest {
+    Accept,
+    Reject,
+    HangUp,
+    SetMuted(bool),
 }

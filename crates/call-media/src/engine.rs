@@ -377,6 +377,14 @@ impl Session {
                 },
             }
         };
+        if outcome.is_none() {
+            // Shutting down is hanging up: the others hear a normal end, not a lost connection.
+            for call_id in self.calls.keys() {
+                self.link.send(ClientMessage::HangUp {
+                    call_id: call_id.clone(),
+                });
+            }
+        }
         if let Some(error) = &outcome {
             let reason = match error {
                 AgentError::Media(_) => CallEndReason::MEDIA_FAILED,
@@ -392,6 +400,7 @@ impl Session {
         self.microphone = None;
         self.speaker = None;
         self.connection.close().await;
+        self.link.close(Duration::from_millis(500)).await;
         outcome
     }
 

@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// arrive on `incoming`, which closes when the connection is lost.
 pub(crate) struct SignalingLink {
     out: mpsc::UnboundedSender<ClientMessage>,
+    writer: tokio::task::JoinHandle<()>,
     pub(crate) incoming: mpsc::UnboundedReceiver<ServerMessage>,
 }
 
@@ -22,7 +23,7 @@ impl SignalingLink {
         let (mut sink, mut stream) = ws.split();
         let (out, mut outgoing) = mpsc::unbounded_channel::<ClientMessage>();
         let (deliver, incoming) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {
                 if sink
                     .send(Message::Text(encode(&message).into()))
@@ -50,12 +51,22 @@ impl SignalingLink {
                 }
             }
         });
-        Ok(Self { out, incoming })
+        Ok(Self {
+            out,
+            writer,
+            incoming,
+        })
     }
 
     /// Queues a message for the service. After the connection is lost this does nothing; the
     /// loss shows as `incoming` closing.
     pub(crate) fn send(&self, message: ClientMessage) {
         let _ = self.out.send(message);
+    }
+
+    /// Sends what is queued, then closes the WebSocket (waiting at most `limit`).
+    pub(crate) async fn close(self, limit: std::time::Duration) {
+        drop(self.out);
+        let _ = tokio::time::timeout(limit, self.writer).await;
     }
 }

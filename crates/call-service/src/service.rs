@@ -90,43 +90,43 @@ impl CallService {
             .map_err(ServiceError::Runtime)?;
         let http_want = SocketAddr::new(config.ip, config.http_port);
         let media_want = SocketAddr::new(config.ip, config.media_port);
-        let (listener, udp) = runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(http_want)
-                .await
-                .map_err(|source| ServiceError::Bind {
-                    what: "signaling",
-                    addr: http_want,
-                    source,
-                })?;
-            let udp = tokio::net::UdpSocket::bind(media_want)
-                .await
-                .map_err(|source| ServiceError::Bind {
-                    what: "media",
-                    addr: media_want,
-                    source,
-                })?;
-            Ok::<_, ServiceError>((listener, udp))
-        })?;
-        let bound = |r: std::io::Result<SocketAddr>, what, addr| {
-            r.map_err(|source| ServiceError::Bind { what, addr, source })
-        };
-        let http_addr = bound(listener.local_addr(), "signaling", http_want)?;
-        let media_addr = bound(udp.local_addr(), "media", media_want)?;
+        let bind_error = |what, addr| move |source| ServiceError::Bind { what, addr, source };
+        // Bound here with std sockets so that start() works inside or outside any runtime.
+        let listener =
+            std::net::TcpListener::bind(http_want).map_err(bind_error("signaling", http_want))?;
+        let udp = std::net::UdpSocket::bind(media_want).map_err(bind_error("media", media_want))?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(bind_error("signaling", http_want))?;
+        let media_addr = udp.local_addr().map_err(bind_error("media", media_want))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(bind_error("signaling", http_addr))?;
+        udp.set_nonblocking(true)
+            .map_err(bind_error("media", media_addr))?;
 
-        let (media_tx, media_rx) = mpsc::unbounded_channel();
-        let (facts_tx, facts_rx) = mpsc::unbounded_channel();
-        let sfu = Sfu::new(udp, facts_tx).map_err(|source| ServiceError::Bind {
-            what: "media",
-            addr: media_want,
-            source,
-        })?;
-        let shared = Shared::new(media_tx, issuer.clone());
-        let app = router(shared.clone(), config.dev_tokens);
+        let shared_issuer = issuer.clone();
+        let dev_tokens = config.dev_tokens;
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("call-service".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    let (listener, udp) = match (
+                        tokio::net::TcpListener::from_std(listener),
+                        tokio::net::UdpSocket::from_std(udp),
+                    ) {
+                        (Ok(l), Ok(u)) => (l, u),
+                        (Err(e), _) | (_, Err(e)) => {
+                            tracing::error!("call service sockets: {e}");
+                            return;
+                        }
+                    };
+                    let (media_tx, media_rx) = mpsc::unbounded_channel();
+                    let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+                    let sfu = Sfu::new(udp, media_addr, facts_tx);
+                    let shared = Shared::new(media_tx, shared_issuer);
+                    let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
                     tokio::spawn(shared.relay_facts(facts_rx));
                     let served = axum::serve(listener, app)

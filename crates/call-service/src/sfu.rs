@@ -97,21 +97,21 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// A loop on a bound socket. The socket must be bound to a concrete address: str0m matches
+    /// A loop on a socket bound to `local`, which must be a concrete address: str0m matches
     /// STUN requests against the host candidate it advertises.
     pub fn new(
         socket: UdpSocket,
+        local: SocketAddr,
         facts: mpsc::UnboundedSender<MediaFact>,
-    ) -> std::io::Result<Self> {
-        let local = socket.local_addr()?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             socket,
             local,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             router: Router::default(),
             facts,
-        })
+        }
     }
 
     /// Runs until the command channel closes.
@@ -282,10 +282,10 @@ impl Sfu {
                                 _ => {}
                             }
                         }
-                        Event::RtpPacket(packet) => {
-                            if peer.mic.is_some() && packet_mid(peer, &packet) == peer.mic {
-                                received.push(packet);
-                            }
+                        Event::RtpPacket(packet)
+                            if peer.mic.is_some() && packet_mid(peer, &packet) == peer.mic =>
+                        {
+                            received.push(packet);
                         }
                         _ => {}
                     },

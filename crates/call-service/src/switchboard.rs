@@ -612,7 +612,7 @@ mod tests {
             .unwrap();
         let out = sb.sign_out(B);
         assert_eq!(ended(&out, A), Some(CallEndReason::REMOTE_CONNECTION_LOST));
-        assert!(sb.by_user.get(&user("bob")).is_none());
+        assert!(!sb.by_user.contains_key(&user("bob")));
     }
 
     #[test]

@@ -1,0 +1,238 @@
+//! The signaling server over a real WebSocket: sign-in, typed errors for bad frames on a
+//! connection that stays healthy, the dev token endpoint, and the `token` CLI.
+
+use std::time::Duration;
+
+use call_protocol::{
+    ClientMessage, CommunicationIdentifier, ErrorCode, MAX_MESSAGE_BYTES, ServerMessage, decode,
+    encode,
+};
+use call_service::token::TokenIssuer;
+use call_service::{CallService, ServiceConfig};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(service: &CallService) -> Ws {
+    tokio_tungstenite::connect_async(service.ws_url())
+        .await
+        .expect("connects")
+        .0
+}
+
+async fn send_raw(ws: &mut Ws, text: String) {
+    ws.send(Message::Text(text.into())).await.expect("sends");
+}
+
+/// The next server message, or `None` when the server closed the connection.
+async fn next(ws: &mut Ws) -> Option<ServerMessage> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a reply in time");
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                return Some(decode(t.as_str()).expect("server frames decode"));
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+fn error_code(message: Option<ServerMessage>) -> ErrorCode {
+    match message {
+        Some(ServerMessage::Error { code, .. }) => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn hello(ws: &mut Ws, token: String) -> Option<ServerMessage> {
+    send_raw(
+        ws,
+        encode(&ClientMessage::Hello {
+            token,
+            display_name: "Alice".into(),
+        }),
+    )
+    .await;
+    next(ws).await
+}
+
+fn alice() -> CommunicationIdentifier {
+    CommunicationIdentifier::user("alice").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_get_typed_errors_and_the_connection_stays_healthy() {
+    let service = CallService::start(ServiceConfig::default()).unwrap();
+    let mut ws = open(&service).await;
+
+    send_raw(&mut ws, "{not json".into()).await;
+    assert_eq!(error_code(next(&mut ws).await), ErrorCode::MalformedMessage);
+
+    send_raw(&mut ws, r#"{"v":1,"type":"teleport"}"#.into()).await;
+    assert_eq!(error_code(next(&mut ws).await), ErrorCode::MalformedMessage);
+
+    send_raw(&mut ws, r#"{"v":9,"type":"hang_up","call_id":"x"}"#.into()).await;
+    assert_eq!(
+        error_code(next(&mut ws).await),
+        ErrorCode::UnsupportedVersion
+    );
+
+    let huge = format!(
+        r#"{{"v":1,"type":"offer","sdp":"{}"}}"#,
+        "a".repeat(2 * MAX_MESSAGE_BYTES)
+    );
+    send_raw(&mut ws, huge).await;
+    assert_eq!(error_code(next(&mut ws).await), ErrorCode::MessageTooLarge);
+
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
+    assert_eq!(error_code(next(&mut ws).await), ErrorCode::MalformedMessage);
+
+    send_raw(
+        &mut ws,
+        encode(&ClientMessage::HangUp {
+            call_id: call_protocol::CallId("x".into()),
+        }),
+    )
+    .await;
+    assert_eq!(error_code(next(&mut ws).await), ErrorCode::NotSignedIn);
+
+    // After all that, the same connection signs in and serves requests.
+    let token = service.issue_token(&alice(), Duration::from_secs(60)).token;
+    assert_eq!(
+        hello(&mut ws, token).await,
+        Some(ServerMessage::Welcome { user: alice() })
+    );
+    send_raw(
+        &mut ws,
+        encode(&ClientMessage::HangUp {
+            call_id: call_protocol::CallId("x".into()),
+        }),
+    )
+    .await;
+    assert_eq!(error_code(next(&mut ws).await), ErrorCode::UnknownCall);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tokens_close_the_connection_without_a_session() {
+    let service = CallService::start(ServiceConfig::default()).unwrap();
+    let forged = TokenIssuer::new(b"other")
+        .issue(&alice(), Duration::from_secs(60))
+        .token;
+    for (token, code) in [
+        (forged, ErrorCode::InvalidToken),
+        (String::new(), ErrorCode::MissingToken),
+    ] {
+        let mut ws = open(&service).await;
+        assert_eq!(error_code(hello(&mut ws, token).await), code);
+        assert_eq!(
+            next(&mut ws).await,
+            None,
+            "the server closes after a refused token"
+        );
+    }
+    // Nobody was signed in: calling alice finds no one.
+    let bob = CommunicationIdentifier::user("bob").unwrap();
+    let mut ws = open(&service).await;
+    hello(
+        &mut ws,
+        service.issue_token(&bob, Duration::from_secs(60)).token,
+    )
+    .await;
+    let call_id = call_protocol::CallId("c".into());
+    send_raw(
+        &mut ws,
+        encode(&ClientMessage::StartCall {
+            call_id: call_id.clone(),
+            targets: vec![alice()],
+        }),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await,
+        Some(ServerMessage::CallEnded {
+            call_id,
+            reason: call_protocol::CallEndReason::USER_NOT_FOUND
+        })
+    );
+}
+
+async fn http_get(service: &CallService, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(service.http_addr())
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_endpoint_issues_tokens_the_service_accepts() {
+    let service = CallService::start(ServiceConfig::default()).unwrap();
+    let (status, body) = http_get(&service, "/dev/token?user=8:acs:alice").await;
+    assert_eq!(status, 200, "{body}");
+    let issued: call_service::token::IssuedToken = serde_json::from_str(&body).unwrap();
+    assert_eq!(issued.user, alice());
+    let mut ws = open(&service).await;
+    assert_eq!(
+        hello(&mut ws, issued.token).await,
+        Some(ServerMessage::Welcome { user: alice() })
+    );
+
+    let (status, body) = http_get(&service, "/dev/token?user=alice").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not an identifier"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_endpoint_is_off_unless_asked_for() {
+    let service = CallService::start(ServiceConfig {
+        dev_tokens: false,
+        ..ServiceConfig::default()
+    })
+    .unwrap();
+    let (status, _) = http_get(&service, "/dev/token?user=8:acs:alice").await;
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn cli_token_is_signed_with_the_given_secret() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_call-service"))
+        .args(["token", "--user", "8:acs:alice", "--ttl", "60"])
+        .env("CALL_SERVICE_SECRET", "s3cret")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        TokenIssuer::new(b"s3cret").verify(token.trim()),
+        Ok(alice())
+    );
+    assert!(TokenIssuer::new(b"other").verify(token.trim()).is_err());
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_call-service"))
+        .args(["token", "--user", "alice", "--secret", "s"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an identifier"));
+}
