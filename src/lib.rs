@@ -20,7 +20,7 @@ pub mod model;
 
 pub use bridge::Devices;
 pub use call_media::device::{
-    DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
+    CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
 };
 pub use call_media::{AgentConfig, AgentConnection, AgentError};
 pub use call_protocol::{

@@ -72,12 +72,20 @@ fn mute_silences_a_for_b_and_unmute_brings_it_back() {
     };
     let before = measure(&mut a, &mut b);
     assert!(before > 0.002, "speech before mute: {before}");
+    run_until(&mut [&mut a, &mut b], "B sees A speaking", |c| {
+        c[1].participant(b_call, &alice)
+            .is_some_and(|p| p.is_speaking)
+    });
 
     a.write(Mute { call: a_call });
     run_until(&mut [&mut a, &mut b], "B sees A muted", |c| {
         c[1].participant(b_call, &alice).is_some_and(|p| p.is_muted)
     });
     assert!(a.call(a_call).is_muted);
+    run_until(&mut [&mut a, &mut b], "B sees A stop speaking", |c| {
+        c[1].participant(b_call, &alice)
+            .is_some_and(|p| !p.is_speaking)
+    });
     let muted = measure(&mut a, &mut b);
     assert!(muted < 1e-5, "energy at B while A is muted: {muted}");
 

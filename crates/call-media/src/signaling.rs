@@ -17,7 +17,8 @@ pub(crate) struct SignalingLink {
 impl SignalingLink {
     /// Connects to the service's WebSocket URL.
     pub(crate) async fn connect(url: &str) -> Result<Self, String> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        // Signaling frames are small and latency-bound: disable Nagle.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .map_err(|e| e.to_string())?;
         let (mut sink, mut stream) = ws.split();

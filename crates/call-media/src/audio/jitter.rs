@@ -9,8 +9,10 @@ use bytes::Bytes;
 const MIN_TARGET: usize = 1;
 /// The most frames the adaptive target grows to (200 ms).
 const MAX_TARGET: usize = 10;
-/// Frames beyond the target that are dropped to bring latency back down.
+/// Frames beyond the target that are dropped at once to bring latency back down.
 const MAX_EXCESS: usize = 3;
+/// Consecutive plays with more than the target buffered after which one frame is dropped.
+const EXCESS_PULLS: u32 = 10;
 /// Pulls without an underrun after which the target shrinks by one frame.
 const STABLE_PULLS: u32 = 500;
 /// Consecutive empty pulls after which playout stops and buffers afresh.
@@ -41,6 +43,7 @@ pub struct JitterBuffer {
     target: usize,
     concealed_in_row: u32,
     stable_pulls: u32,
+    excess_pulls: u32,
 }
 
 impl Default for JitterBuffer {
@@ -52,6 +55,7 @@ impl Default for JitterBuffer {
             target: MIN_TARGET,
             concealed_in_row: 0,
             stable_pulls: 0,
+            excess_pulls: 0,
         }
     }
 }
@@ -95,17 +99,36 @@ impl JitterBuffer {
             if self.packets.len() < self.target {
                 return Pull::Silence;
             }
+            // Start with just the target buffered: a backlog from before playout began (the
+            // speaker opened late) is dropped rather than played late forever.
+            while self.packets.len() > self.target {
+                self.packets.pop_first();
+            }
             let first = *self.packets.keys().next().expect("len >= target >= 1");
             self.next = Some(first);
             return self.pull();
         };
+        let mut next = next;
         while self.packets.len() > self.target + MAX_EXCESS {
-            self.packets.pop_first();
+            if let Some((seq, _)) = self.packets.pop_first() {
+                next = next.max(seq + 1);
+            }
         }
-        let next = next.max(self.packets.keys().next().copied().unwrap_or(next));
         if let Some(packet) = self.packets.remove(&next) {
             self.next = Some(next + 1);
             self.concealed_in_row = 0;
+            // More than the target stays buffered play after play: drop a frame to catch up.
+            if self.packets.len() > self.target {
+                self.excess_pulls += 1;
+                if self.excess_pulls >= EXCESS_PULLS {
+                    self.excess_pulls = 0;
+                    if let Some((seq, _)) = self.packets.pop_first() {
+                        self.next = Some(seq + 1);
+                    }
+                }
+            } else {
+                self.excess_pulls = 0;
+            }
             self.stable_pulls += 1;
             if self.stable_pulls >= STABLE_PULLS {
                 self.stable_pulls = 0;
@@ -146,10 +169,12 @@ mod tests {
     #[test]
     fn plays_in_sequence_order() {
         let mut jb = JitterBuffer::default();
-        jb.push(11, p(11));
         jb.push(10, p(10));
         assert_eq!(jb.pull(), Pull::Packet(p(10)));
+        jb.push(12, p(12));
+        jb.push(11, p(11));
         assert_eq!(jb.pull(), Pull::Packet(p(11)));
+        assert_eq!(jb.pull(), Pull::Packet(p(12)));
     }
 
     #[test]
@@ -182,8 +207,8 @@ mod tests {
     fn sequence_numbers_wrap() {
         let mut jb = JitterBuffer::default();
         jb.push(65_535, p(1));
-        jb.push(0, p(2));
         assert_eq!(jb.pull(), Pull::Packet(p(1)));
+        jb.push(0, p(2));
         assert_eq!(jb.pull(), Pull::Packet(p(2)));
     }
 
@@ -202,11 +227,32 @@ mod tests {
     }
 
     #[test]
-    fn excess_delay_is_dropped() {
+    fn a_backlog_before_playout_is_skipped() {
         let mut jb = JitterBuffer::default();
         for s in 0..10u16 {
             jb.push(s, p(s as u8));
         }
-        assert_eq!(jb.pull(), Pull::Packet(p(6)));
+        assert_eq!(jb.pull(), Pull::Packet(p(9)));
+    }
+
+    #[test]
+    fn a_standing_excess_is_trimmed_to_the_target() {
+        let mut jb = JitterBuffer::default();
+        jb.push(0, p(0));
+        assert_eq!(jb.pull(), Pull::Packet(p(0)));
+        // Two frames arrive per pull for a while: the buffer stands above the target.
+        jb.push(1, p(1));
+        jb.push(2, p(2));
+        let mut played = Vec::new();
+        for s in 3..30u16 {
+            jb.push(s, p(s as u8));
+            if let Pull::Packet(b) = jb.pull() {
+                played.push(b[0]);
+            }
+        }
+        // One frame was skipped, so only the target (one frame, 29) is left waiting; without
+        // trimming, 28 would still be waiting too and 27 would be the last played.
+        assert_eq!(played.len(), 27, "{played:?}");
+        assert_eq!(*played.last().unwrap(), 28, "{played:?}");
     }
 }

@@ -13,40 +13,40 @@ use crate::device::{FRAME_SAMPLES, PlayoutSource, SAMPLE_RATE};
 struct Slot {
     jitter: JitterBuffer,
     decoder: opus::Decoder,
+    /// Decoded samples not yet played.
+    pcm: VecDeque<f32>,
+}
+
+impl Slot {
+    /// Makes `n` samples available, decoding the next packet when needed. A silent slot pads
+    /// only what is asked, so a stream that starts plays from the next pull instead of waiting
+    /// for a 20 ms boundary set by silence.
+    fn ensure(&mut self, n: usize, frame: &mut [f32]) {
+        while self.pcm.len() < n {
+            let decoded = match self.jitter.pull() {
+                Pull::Packet(p) => self.decoder.decode_float(&p, frame, false),
+                Pull::Conceal { fec_from: Some(p) } => self.decoder.decode_float(&p, frame, true),
+                Pull::Conceal { fec_from: None } => self.decoder.decode_float(&[], frame, false),
+                Pull::Silence => {
+                    let missing = n - self.pcm.len();
+                    self.pcm.extend(std::iter::repeat_n(0.0, missing));
+                    return;
+                }
+            };
+            match decoded {
+                Ok(len) => self.pcm.extend(&frame[..len.min(frame.len())]),
+                Err(e) => {
+                    tracing::debug!("opus decode failed: {e}");
+                    self.pcm.extend(std::iter::repeat_n(0.0, FRAME_SAMPLES));
+                }
+            }
+        }
+    }
 }
 
 struct Mixer {
     slots: Vec<Slot>,
-    mixed: VecDeque<f32>,
     frame: Vec<f32>,
-}
-
-impl Mixer {
-    /// Decodes and mixes one 20 ms frame from every slot into `mixed`.
-    fn mix_frame(&mut self) {
-        let mut sum = [0.0f32; FRAME_SAMPLES];
-        for slot in &mut self.slots {
-            let decoded = match slot.jitter.pull() {
-                Pull::Packet(p) => slot.decoder.decode_float(&p, &mut self.frame, false),
-                Pull::Conceal { fec_from: Some(p) } => {
-                    slot.decoder.decode_float(&p, &mut self.frame, true)
-                }
-                Pull::Conceal { fec_from: None } => {
-                    slot.decoder.decode_float(&[], &mut self.frame, false)
-                }
-                Pull::Silence => continue,
-            };
-            match decoded {
-                Ok(n) => {
-                    for (acc, s) in sum.iter_mut().zip(&self.frame[..n.min(FRAME_SAMPLES)]) {
-                        *acc += s;
-                    }
-                }
-                Err(e) => tracing::debug!("opus decode failed: {e}"),
-            }
-        }
-        self.mixed.extend(sum.iter().map(|s| s.clamp(-1.0, 1.0)));
-    }
 }
 
 /// Receive-side audio: packets go in with [`Playout::push`], the speaker pulls mixed PCM.
@@ -62,13 +62,13 @@ impl Playout {
                 Ok(Slot {
                     jitter: JitterBuffer::default(),
                     decoder: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
+                    pcm: VecDeque::with_capacity(2 * FRAME_SAMPLES),
                 })
             })
             .collect::<Result<_, opus::Error>>()?;
         Ok(Self {
             mixer: Mutex::new(Mixer {
                 slots,
-                mixed: VecDeque::with_capacity(4 * FRAME_SAMPLES),
                 frame: vec![0.0; FRAME_SAMPLES],
             }),
         })
@@ -88,13 +88,17 @@ impl Playout {
 
 impl PlayoutSource for Playout {
     fn fill(&self, out: &mut [f32]) {
-        let mut mixer = self.mixer();
-        while mixer.mixed.len() < out.len() {
-            mixer.mix_frame();
-        }
+        out.fill(0.0);
         let len = out.len();
-        for (o, s) in out.iter_mut().zip(mixer.mixed.drain(..len)) {
-            *o = s;
+        let mixer = &mut *self.mixer();
+        for slot in &mut mixer.slots {
+            slot.ensure(len, &mut mixer.frame);
+            for (o, s) in out.iter_mut().zip(slot.pcm.drain(..len)) {
+                *o += s;
+            }
+        }
+        for o in out.iter_mut() {
+            *o = o.clamp(-1.0, 1.0);
         }
     }
 }

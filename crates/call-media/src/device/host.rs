@@ -89,9 +89,7 @@ fn run_stream(
             }
         };
         let _ = started_tx.send(Ok(()));
-        while !Running::stopped(&stop) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        stop.wait();
         drop(stream);
     })
     .map_err(|reason| DeviceError::Open {

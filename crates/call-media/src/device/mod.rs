@@ -102,37 +102,50 @@ pub struct Speaker {
     _running: Running,
 }
 
-/// Keeps a device's thread running; stops and joins it when dropped.
+/// Keeps a device's thread running; stops and joins it when dropped. The thread waits on a
+/// [`StopSignal`], which wakes it at once, so dropping a device never waits out a frame.
 struct Running {
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Running {
-    fn spawn(
-        name: &str,
-        body: impl FnOnce(Arc<std::sync::atomic::AtomicBool>) + Send + 'static,
-    ) -> Result<Self, String> {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || body(flag))
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+/// The device thread's side of [`Running`].
+struct StopSignal(std::sync::mpsc::Receiver<()>);
+
+impl StopSignal {
+    /// Sleeps until `deadline`; false if the device was stopped meanwhile.
+    fn sleep_until(&self, deadline: Instant) -> bool {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        matches!(
+            self.0.recv_timeout(wait),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        )
     }
 
-    fn stopped(stop: &std::sync::atomic::AtomicBool) -> bool {
-        stop.load(std::sync::atomic::Ordering::Relaxed)
+    /// Blocks until the device is stopped.
+    fn wait(&self) {
+        let _ = self.0.recv();
+    }
+}
+
+impl Running {
+    fn spawn(name: &str, body: impl FnOnce(StopSignal) + Send + 'static) -> Result<Self, String> {
+        let (stop, signal) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || body(StopSignal(signal)))
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Dropping the sender wakes the thread's wait with "disconnected".
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -2,14 +2,17 @@
 //! WAV file, a buffer, or a tone) in real time, and a speaker that records what it plays.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE};
 
-/// One frame's duration.
+/// One microphone frame's duration.
 const FRAME: Duration = Duration::from_millis(20);
+/// How often the recording speaker pulls audio: 10 ms, a typical device period.
+const PLAYOUT_PERIOD: Duration = Duration::from_millis(10);
+/// Samples pulled per [`PLAYOUT_PERIOD`].
+const PLAYOUT_SAMPLES: usize = FRAME_SAMPLES / 2;
 
 /// When a synthetic microphone captured its first sample; sample `i` was captured
 /// `i / 48000` seconds later.
@@ -152,15 +155,6 @@ pub(super) fn tone(hz: f32, amplitude: f32) -> Arc<[f32]> {
         .collect()
 }
 
-/// Sleeps until `deadline`, or returns false at once if asked to stop.
-fn wait_until(deadline: Instant, stop: &AtomicBool) -> bool {
-    if Running::stopped(stop) {
-        return false;
-    }
-    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-    !Running::stopped(stop)
-}
-
 /// Plays `samples` as captured audio, one frame every 20 ms on absolute deadlines.
 pub(super) fn spawn_microphone(
     samples: Arc<[f32]>,
@@ -172,7 +166,7 @@ pub(super) fn spawn_microphone(
         let start = Instant::now();
         clock.start(start);
         for n in 0u32.. {
-            if !wait_until(start + FRAME * (n + 1), &stop) {
+            if !stop.sleep_until(start + FRAME * (n + 1)) {
                 break;
             }
             let first = n as usize * FRAME_SAMPLES;
@@ -193,7 +187,7 @@ pub(super) fn spawn_microphone(
     })
 }
 
-/// Pulls a frame from `source` every 20 ms on absolute deadlines and records it.
+/// Pulls 10 ms of audio from `source` every 10 ms on absolute deadlines and records it.
 pub(super) fn spawn_speaker(
     recording: Recording,
     source: Arc<dyn PlayoutSource>,
@@ -205,9 +199,9 @@ pub(super) fn spawn_speaker(
             data.started_at = Some(start);
             data.samples.clear();
         }
-        let mut frame = vec![0.0f32; FRAME_SAMPLES];
+        let mut frame = vec![0.0f32; PLAYOUT_SAMPLES];
         for m in 0u32.. {
-            if !wait_until(start + FRAME * m, &stop) {
+            if !stop.sleep_until(start + PLAYOUT_PERIOD * m) {
                 break;
             }
             source.fill(&mut frame);
