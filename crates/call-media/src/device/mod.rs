@@ -337,3 +337,70 @@ impl DeviceManager {
         Ok(Speaker { _running: running })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Silence;
+    impl PlayoutSource for Silence {
+        fn fill(&self, out: &mut [f32]) {
+            out.fill(0.0);
+        }
+    }
+
+    #[test]
+    fn synthetic_devices_are_listed_with_their_kind() {
+        let devices = DeviceManager::new();
+        let mic = devices.add_tone_microphone("tone", 440.0, 0.5);
+        let (speaker, _) = devices.add_recording_speaker("recorder", None);
+        let mics = devices.list(DeviceKind::Microphone);
+        assert!(mics.iter().any(|d| d.id == mic && d.is_synthetic && d.name == "tone"));
+        assert!(!mics.iter().any(|d| d.id == speaker));
+        assert!(devices.list(DeviceKind::Speaker).iter().any(|d| d.id == speaker));
+    }
+
+    #[test]
+    fn failures_to_open_are_typed_errors() {
+        let devices = DeviceManager::new();
+        let missing = devices.add_wav_microphone("missing", "/nonexistent/speech.wav");
+        assert!(matches!(devices.open_microphone(&missing), Err(DeviceError::Open { .. })));
+        let unknown = DeviceId("synthetic:mic:99".into());
+        assert_eq!(devices.open_microphone(&unknown).err(), Some(DeviceError::NotFound(unknown)));
+        let gone = DeviceId("cpal:no-such-card".into());
+        assert!(matches!(
+            devices.open_speaker(&gone, Arc::new(Silence)),
+            Err(DeviceError::NotFound(_))
+        ));
+        let mic = devices.add_tone_microphone("tone", 440.0, 0.5);
+        assert!(matches!(
+            devices.open_speaker(&mic, Arc::new(Silence)),
+            Err(DeviceError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn tone_microphone_delivers_paced_frames_and_speaker_records() {
+        let devices = DeviceManager::new();
+        let mic = devices.add_tone_microphone("tone", 1000.0, 0.5);
+        let mut open = devices.open_microphone(&mic).unwrap();
+        let start = Instant::now();
+        let mut frames = Vec::new();
+        while frames.len() < 10 {
+            if let Some(f) = open.frames.blocking_recv() {
+                frames.push(f);
+            }
+        }
+        assert!(start.elapsed() >= std::time::Duration::from_millis(180), "paced in real time");
+        assert!(frames.iter().all(|f| f.samples.len() == FRAME_SAMPLES));
+        let rms = (frames[5].samples.iter().map(|s| s * s).sum::<f32>() / FRAME_SAMPLES as f32).sqrt();
+        assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "tone RMS {rms}");
+
+        let (speaker, recording) = devices.add_recording_speaker("recorder", None);
+        let open = devices.open_speaker(&speaker, Arc::new(Silence)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(open);
+        assert!(recording.len() >= 4 * 480, "recorded {}", recording.len());
+        assert!(recording.started_at().is_some());
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# bevy_calling's two entry points on Debian/Ubuntu. Each installs what it needs first.
+#   ./dev.sh run    the headless demo: two clients call each other through the embedded service
+#   ./dev.sh test   formatting, clippy and every test of the workspace
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Build dependencies: cpal's ALSA backend (libasound2-dev, pkg-config), the bundled libopus and
+# str0m's aws-lc-rs (cmake, a C/C++ compiler).
+APT_PACKAGES=(build-essential pkg-config cmake libasound2-dev)
+
+setup() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+  fi
+}
+
+case "${1:-}" in
+  run)
+    setup
+    exec cargo run --release --example headless_demo
+    ;;
+  test)
+    setup
+    cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 ||
+      rustup component add rustfmt clippy
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    exec cargo test --workspace --all-targets
+    ;;
+  *)
+    echo "usage: ./dev.sh run | test" >&2
+    exit 2
+    ;;
+esac

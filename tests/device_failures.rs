@@ -1,0 +1,52 @@
+//! A device that cannot open becomes a typed error message; the call itself goes on.
+
+mod common;
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy_calling::prelude::*;
+use bevy_calling::{DeviceError, DeviceFailed, DeviceKind};
+use common::*;
+
+#[test]
+fn a_missing_wav_microphone_fails_to_open_and_the_call_stays_connected() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    // Give A a microphone whose file does not exist.
+    let devices = a.app.world().resource::<Devices>().0.clone();
+    let broken = devices.add_wav_microphone("broken", "/nonexistent/speech.wav");
+    a.app.world_mut().despawn(a.agent);
+    let token = service
+        .issue_token(&a.user, Duration::from_secs(60))
+        .token;
+    a.agent = a
+        .app
+        .world_mut()
+        .spawn(CallAgent::new(AgentConfig {
+            service_url: service.ws_url(),
+            token,
+            display_name: "alice".into(),
+            microphone: Some(broken.clone()),
+            speaker: None,
+        }))
+        .id();
+    let (a_call, b_call) = connected_call(&mut a, &mut b);
+
+    let mut failures = Vec::new();
+    run_until(&mut [&mut a, &mut b], "A hears its microphone failed", |c| {
+        let mut reader = c[0].app.world_mut().resource_mut::<Messages<DeviceFailed>>();
+        failures.extend(reader.drain());
+        !failures.is_empty()
+    });
+    assert_eq!(failures[0].kind, DeviceKind::Microphone);
+    assert!(
+        matches!(&failures[0].error, DeviceError::Open { id, reason } if *id == broken && reason.contains("nonexistent")),
+        "{:?}",
+        failures[0].error
+    );
+    run_for(&mut [&mut a, &mut b], Duration::from_millis(500));
+    assert_eq!(a.call(a_call).state, CallState::Connected);
+    assert_eq!(b.call(b_call).state, CallState::Connected);
+}
