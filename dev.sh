@@ -8,10 +8,13 @@ cd "$(dirname "$0")"
 # Build dependencies: cpal's ALSA backend (libasound2-dev, pkg-config), the bundled libopus and
 # str0m's aws-lc-rs (cmake, a C/C++ compiler).
 APT_PACKAGES=(build-essential pkg-config cmake libasound2-dev)
+# Test peers: a private PulseAudio daemon gives cpal a real (null-sink) speaker and microphone
+# through ALSA's pulse plugin.
+TEST_APT_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins)
 
 setup() {
   local missing=() p
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -29,11 +32,11 @@ setup() {
 
 case "${1:-}" in
   run)
-    setup
+    setup "${APT_PACKAGES[@]}"
     exec cargo run --release --example headless_demo
     ;;
   test)
-    setup
+    setup "${APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}"
     cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 ||
       rustup component add rustfmt clippy
     cargo fmt --all -- --check

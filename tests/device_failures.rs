@@ -18,9 +18,7 @@ fn a_missing_wav_microphone_fails_to_open_and_the_call_stays_connected() {
     let devices = a.app.world().resource::<Devices>().0.clone();
     let broken = devices.add_wav_microphone("broken", "/nonexistent/speech.wav");
     a.app.world_mut().despawn(a.agent);
-    let token = service
-        .issue_token(&a.user, Duration::from_secs(60))
-        .token;
+    let token = service.issue_token(&a.user, Duration::from_secs(60)).token;
     a.agent = a
         .app
         .world_mut()
@@ -35,11 +33,18 @@ fn a_missing_wav_microphone_fails_to_open_and_the_call_stays_connected() {
     let (a_call, b_call) = connected_call(&mut a, &mut b);
 
     let mut failures = Vec::new();
-    run_until(&mut [&mut a, &mut b], "A hears its microphone failed", |c| {
-        let mut reader = c[0].app.world_mut().resource_mut::<Messages<DeviceFailed>>();
-        failures.extend(reader.drain());
-        !failures.is_empty()
-    });
+    run_until(
+        &mut [&mut a, &mut b],
+        "A hears its microphone failed",
+        |c| {
+            let mut reader = c[0]
+                .app
+                .world_mut()
+                .resource_mut::<Messages<DeviceFailed>>();
+            failures.extend(reader.drain());
+            !failures.is_empty()
+        },
+    );
     assert_eq!(failures[0].kind, DeviceKind::Microphone);
     assert!(
         matches!(&failures[0].error, DeviceError::Open { id, reason } if *id == broken && reason.contains("nonexistent")),

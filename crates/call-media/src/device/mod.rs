@@ -355,18 +355,32 @@ mod tests {
         let mic = devices.add_tone_microphone("tone", 440.0, 0.5);
         let (speaker, _) = devices.add_recording_speaker("recorder", None);
         let mics = devices.list(DeviceKind::Microphone);
-        assert!(mics.iter().any(|d| d.id == mic && d.is_synthetic && d.name == "tone"));
+        assert!(
+            mics.iter()
+                .any(|d| d.id == mic && d.is_synthetic && d.name == "tone")
+        );
         assert!(!mics.iter().any(|d| d.id == speaker));
-        assert!(devices.list(DeviceKind::Speaker).iter().any(|d| d.id == speaker));
+        assert!(
+            devices
+                .list(DeviceKind::Speaker)
+                .iter()
+                .any(|d| d.id == speaker)
+        );
     }
 
     #[test]
     fn failures_to_open_are_typed_errors() {
         let devices = DeviceManager::new();
         let missing = devices.add_wav_microphone("missing", "/nonexistent/speech.wav");
-        assert!(matches!(devices.open_microphone(&missing), Err(DeviceError::Open { .. })));
+        assert!(matches!(
+            devices.open_microphone(&missing),
+            Err(DeviceError::Open { .. })
+        ));
         let unknown = DeviceId("synthetic:mic:99".into());
-        assert_eq!(devices.open_microphone(&unknown).err(), Some(DeviceError::NotFound(unknown)));
+        assert_eq!(
+            devices.open_microphone(&unknown).err(),
+            Some(DeviceError::NotFound(unknown))
+        );
         let gone = DeviceId("cpal:no-such-card".into());
         assert!(matches!(
             devices.open_speaker(&gone, Arc::new(Silence)),
@@ -391,9 +405,13 @@ mod tests {
                 frames.push(f);
             }
         }
-        assert!(start.elapsed() >= std::time::Duration::from_millis(180), "paced in real time");
+        assert!(
+            start.elapsed() >= std::time::Duration::from_millis(180),
+            "paced in real time"
+        );
         assert!(frames.iter().all(|f| f.samples.len() == FRAME_SAMPLES));
-        let rms = (frames[5].samples.iter().map(|s| s * s).sum::<f32>() / FRAME_SAMPLES as f32).sqrt();
+        let rms =
+            (frames[5].samples.iter().map(|s| s * s).sum::<f32>() / FRAME_SAMPLES as f32).sqrt();
         assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "tone RMS {rms}");
 
         let (speaker, recording) = devices.add_recording_speaker("recorder", None);
