@@ -1,0 +1,108 @@
+//! Speech survives 10% random packet loss on the way into the SFU: the jitter buffer conceals the
+//! lost frames (Opus FEC or PLC), so the listener hears no holes of digital silence.
+//!
+//! The loss is real: an nftables rule on loopback drops one in ten UDP datagrams addressed to this
+//! test's media port (needs root and nftables, which `./dev.sh test` installs).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// An nftables table of this test's own, deleted when dropped.
+struct Impairment {
+    table: String,
+}
+
+impl Impairment {
+    fn drop_one_in(n: u32, udp_port: u16) -> Self {
+        let table = format!("bevy_calling_loss_{}", std::process::id());
+        let script = format!(
+            "add table inet {table}\n\
+             add chain inet {table} input {{ type filter hook input priority 0; }}\n\
+             add rule inet {table} input udp dport {udp_port} numgen random mod {n} == 0 counter drop\n"
+        );
+        let status = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(script.as_bytes())?;
+                child.wait()
+            })
+            .expect("nft runs (./dev.sh test installs nftables)");
+        assert!(status.success(), "nft refused the rule (root is needed)");
+        Self { table }
+    }
+
+    /// Packets the rule dropped so far.
+    fn dropped(&self) -> u64 {
+        let out = Command::new("nft")
+            .args(["list", "table", "inet", &self.table])
+            .output()
+            .expect("nft runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split("counter packets ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Impairment {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
+    }
+}
+
+/// The longest run of exactly-zero samples, in samples.
+fn longest_digital_silence(samples: &[f32]) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for &s in samples {
+        run = if s == 0.0 { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+#[test]
+fn ten_percent_loss_is_concealed_without_holes() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::Speech);
+    let mut b = client(&service, "bob", Mic::None);
+    connected_call(&mut a, &mut b);
+
+    let loss = Impairment::drop_one_in(10, service.media_addr().port());
+    let start = b.speaker.len();
+    run_until(&mut [&mut a, &mut b], "6 s of audio at B", |c| {
+        c[1].speaker.len() >= start + 6 * 48_000
+    });
+    let dropped = loss.dropped();
+    drop(loss);
+
+    let received = b.speaker.samples_from(start + 48_000);
+    assert!(
+        dropped >= 10,
+        "the impairment dropped only {dropped} packets"
+    );
+    let hole = longest_digital_silence(&received);
+    assert!(
+        hole < 480,
+        "a hole of {hole} samples of digital silence: a lost frame was not concealed"
+    );
+    let corr = looped_envelope_correlation(&received, &speech_samples());
+    assert!(
+        corr > 0.8,
+        "envelope correlation with the source under loss: {corr}"
+    );
+}
