@@ -233,3 +233,28 @@ fn despawning_an_agent_hangs_up_its_calls() {
         CallEndReason::REMOTE_HANG_UP
     );
 }
+
+#[test]
+fn losing_the_service_ends_calls_and_disconnects_agents_with_reasons() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let (a_call, b_call) = connected_call(&mut a, &mut b);
+    drop(service);
+    assert_eq!(
+        ended(&mut [&mut a, &mut b], 0, a_call),
+        CallEndReason::SERVICE_CONNECTION_LOST
+    );
+    assert_eq!(
+        ended(&mut [&mut a, &mut b], 1, b_call),
+        CallEndReason::SERVICE_CONNECTION_LOST
+    );
+    run_until(&mut [&mut a, &mut b], "both agents disconnected", |c| {
+        c.iter().all(|c| {
+            matches!(
+                c.agent().connection,
+                AgentConnection::Disconnected(AgentError::ConnectionLost)
+            )
+        })
+    });
+}
