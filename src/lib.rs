@@ -14,6 +14,7 @@
 //!    writing fact messages ([`IncomingCall`], [`CallStateChanged`], ...).
 //!
 //! The plugin needs no window and no GPU: `MinimalPlugins + CallingPlugin` runs headless.
+#![warn(missing_docs)]
 
 mod bridge;
 pub mod model;

@@ -11,6 +11,7 @@
 //! 4. The speaker pulls mixed, decoded audio from the playout on its own clock.
 //! 5. Calls and participants change by the service's messages; the engine reports them as
 //!    [`AgentEvent`]s on a crossbeam channel.
+#![warn(missing_docs)]
 
 pub mod audio;
 mod connection;

@@ -3,6 +3,7 @@
 //! This crate holds data only: [`CommunicationIdentifier`]s, the [`ClientMessage`] and
 //! [`ServerMessage`] enums with their versioned JSON framing ([`encode`], [`decode`]), and the
 //! [`CallEndReason`] table. It knows nothing of sockets, media or Bevy.
+#![warn(missing_docs)]
 
 mod end_reason;
 mod identifier;

@@ -13,6 +13,7 @@
 //!    receive slots. The SFU reports who speaks back to signaling.
 //!
 //! No Bevy here: the client plugin depends on this crate, never the other way.
+#![warn(missing_docs)]
 
 pub mod router;
 mod service;
