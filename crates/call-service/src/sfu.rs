@@ -98,6 +98,8 @@ pub struct Sfu {
     /// One DTLS certificate for every peer, made once: generating one per peer cost ~30 ms of
     /// each client's sign-in.
     cert: Option<DtlsCert>,
+    /// The peer whose `Rtc` is being driven, so a str0m panic drops that peer alone.
+    current: Option<SessionId>,
 }
 
 impl Sfu {
@@ -118,6 +120,29 @@ impl Sfu {
             cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
                 .generate_certificate(),
+            current: None,
+        }
+    }
+
+    /// Runs one step of the loop. str0m panics on its own internal bugs by design (its README
+    /// suggests catching them); such a panic drops the peer being driven, not the media loop.
+    fn guarded<T>(&mut self, step: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        self.current = None;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self))) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                match self.current.take() {
+                    Some(session) => {
+                        tracing::error!(
+                            "str0m panicked driving session {session}'s peer; dropping it"
+                        );
+                        self.peers.remove(&session);
+                        self.by_addr.retain(|_, s| *s != session);
+                    }
+                    None => tracing::error!("str0m panicked outside any one peer"),
+                }
+                None
+            }
         }
     }
 
@@ -125,14 +150,18 @@ impl Sfu {
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
         let mut buf = vec![0u8; 2000];
         loop {
-            let deadline = self.drive_all();
+            let deadline = self.guarded(Self::drive_all).unwrap_or_else(Instant::now);
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, source)) => self.receive(source, &buf[..n]),
+                    Ok((n, source)) => {
+                        self.guarded(|sfu| sfu.receive(source, &buf[..n]));
+                    }
                     Err(e) => tracing::debug!("media socket receive failed: {e}"),
                 },
                 command = commands.recv() => match command {
-                    Some(c) => self.command(c),
+                    Some(c) => {
+                        self.guarded(|sfu| sfu.command(c));
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -153,6 +182,7 @@ impl Sfu {
                 let _ = reply.send(result);
             }
             MediaCommand::RemoteCandidate { session, candidate } => {
+                self.current = Some(session);
                 let line = candidate.trim_start_matches("a=");
                 match (
                     self.peers.get_mut(&session),
@@ -236,6 +266,7 @@ impl Sfu {
             tracing::trace!("no peer accepts a datagram from {source}");
             return;
         };
+        self.current = Some(session);
         if let Some(peer) = self.peers.get_mut(&session)
             && let Err(e) = peer.rtc.handle_input(input)
         {
@@ -252,6 +283,7 @@ impl Sfu {
         let sessions: Vec<SessionId> = self.peers.keys().copied().collect();
         let mut deadline = now + IDLE_TICK;
         for session in sessions {
+            self.current = Some(session);
             if let Some(peer) = self.peers.get_mut(&session) {
                 let _ = peer.rtc.handle_input(Input::Timeout(now));
                 self.update_speaking(session, now);
@@ -259,12 +291,15 @@ impl Sfu {
             deadline = deadline.min(self.drive(session));
         }
         self.peers.retain(|_, p| p.rtc.is_alive());
+        let peers = &self.peers;
+        self.by_addr.retain(|_, s| peers.contains_key(s));
         deadline
     }
 
     /// Polls one peer until it only waits for time, sending what it transmits and forwarding
     /// the media it received. Returns its next timeout.
     fn drive(&mut self, session: SessionId) -> Instant {
+        self.current = Some(session);
         let mut received = Vec::new();
         let timeout = {
             let Some(peer) = self.peers.get_mut(&session) else {
@@ -351,6 +386,7 @@ impl Sfu {
             ..Default::default()
         };
         for leg in self.router.audio_legs(from) {
+            self.current = Some(leg.to);
             let Some(peer) = self.peers.get_mut(&leg.to) else {
                 continue;
             };

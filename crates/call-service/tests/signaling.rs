@@ -236,3 +236,36 @@ fn cli_token_is_signed_with_the_given_secret() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an identifier"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_signaling_with_its_secret() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_call-service"))
+        .args(["serve", "--port", "0", "--media-port", "0"])
+        .env("CALL_SERVICE_SECRET", "deploy-secret")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("prints its address in time")
+        .unwrap()
+        .expect("a line");
+    let url = first
+        .strip_prefix("signaling: ")
+        .expect("the signaling URL first");
+    let mut ws = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connects")
+        .0;
+    let token = TokenIssuer::new(b"deploy-secret")
+        .issue(&alice(), Duration::from_secs(60))
+        .token;
+    assert_eq!(
+        hello(&mut ws, token).await,
+        Some(ServerMessage::Welcome { user: alice() })
+    );
+    child.kill().await.unwrap();
+}
