@@ -42,12 +42,7 @@ fn speech_from_a_arrives_at_b_and_correlates_with_the_source() {
     let mut b = client(&service, "bob", Mic::None);
     connected_call(&mut a, &mut b);
 
-    let start = b.speaker.len();
-    let want = 48_000 * 6;
-    run_until(&mut [&mut a, &mut b], "6 s of audio at B", |c| {
-        c[1].speaker.len() >= start + want
-    });
-    let received = b.speaker.samples_from(start + 48_000);
+    let received = listen(&mut a, &mut b, 6 * 48_000, 48_000);
     let source = speech_samples();
     let e = energy(&received);
     let corr = looped_envelope_correlation(&received, &source);
@@ -63,13 +58,7 @@ fn mute_silences_a_for_b_and_unmute_brings_it_back() {
     let (a_call, b_call) = connected_call(&mut a, &mut b);
     let alice = a.user.clone();
 
-    let measure = |a: &mut Client, b: &mut Client| {
-        let from = b.speaker.len();
-        run_until(&mut [a, b], "2 s of audio at B", |c| {
-            c[1].speaker.len() >= from + 96_000
-        });
-        energy(&b.speaker.samples_from(from + 24_000))
-    };
+    let measure = |a: &mut Client, b: &mut Client| energy(&listen(a, b, 96_000, 24_000));
     let before = measure(&mut a, &mut b);
     assert!(before > 0.002, "speech before mute: {before}");
     run_until(&mut [&mut a, &mut b], "B sees A speaking", |c| {

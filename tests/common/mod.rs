@@ -163,6 +163,18 @@ pub fn run_for(clients: &mut [&mut Client], time: Duration) {
     }
 }
 
+/// Updates both apps until `listener`'s speaker has played `total` more samples, and returns
+/// them without the first `settle` (while playout settles after a change).
+pub fn listen(talker: &mut Client, listener: &mut Client, total: usize, settle: usize) -> Vec<f32> {
+    let from = listener.speaker.len();
+    run_until(
+        &mut [talker, listener],
+        "audio to play at the listener",
+        |c| c[1].speaker.len() >= from + total,
+    );
+    listener.speaker.samples_from(from + settle)
+}
+
 /// Signs both in, has `a` call `b`, `b` accept, and waits until both calls are connected.
 /// Returns (a's call, b's call).
 pub fn connected_call(a: &mut Client, b: &mut Client) -> (Entity, Entity) {
