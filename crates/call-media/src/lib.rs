@@ -18,6 +18,7 @@ mod connection;
 pub mod device;
 mod engine;
 mod signaling;
+pub mod video;
 
 pub use connection::ConnectionError;
 pub use engine::{Agent, AgentCommand, AgentConfig, AgentConnection, AgentError, AgentEvent};

@@ -1,4 +1,4 @@
-//! Hardware audio through cpal. Each open stream lives on a thread of its own (cpal streams are
+//! Hardware audio through cpal (cameras are not cpal's: none are listed here). Each open stream lives on a thread of its own (cpal streams are
 //! not `Send` on every platform); that thread holds it until the device is dropped.
 
 use std::sync::Arc;
@@ -19,6 +19,7 @@ fn devices(kind: DeviceKind) -> Vec<cpal::Device> {
     let found = match kind {
         DeviceKind::Microphone => host.input_devices(),
         DeviceKind::Speaker => host.output_devices(),
+        DeviceKind::Camera => return Vec::new(),
     };
     found.map(|d| d.collect()).unwrap_or_default()
 }
@@ -38,6 +39,7 @@ pub(super) fn list(kind: DeviceKind) -> Vec<DeviceInfo> {
                 name,
                 kind,
                 is_synthetic: false,
+                facing: None,
             })
         })
         .collect()

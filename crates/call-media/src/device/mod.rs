@@ -5,6 +5,7 @@
 //! 48 kHz audio from a [`PlayoutSource`] on its own clock: the device's clock drives playout.
 //! Dropping either stops it. Opening a device that fails returns a [`DeviceError`], never a panic.
 
+mod camera;
 mod host;
 mod synthetic;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use camera::Camera;
 pub use synthetic::{CaptureClock, Recording};
 
 /// The audio sample rate everywhere in the engine.
@@ -45,6 +47,21 @@ pub enum DeviceKind {
     Microphone,
     /// Plays audio.
     Speaker,
+    /// Captures video.
+    Camera,
+}
+
+/// Where a camera points, as far as the device says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CameraFacing {
+    /// Towards the user.
+    Front,
+    /// Away from the user.
+    Back,
+    /// A separate device (USB and the like); direction unknown.
+    External,
+    /// A synthetic camera: a test pattern or a file.
+    Virtual,
 }
 
 /// A device as the manager lists it.
@@ -56,8 +73,10 @@ pub struct DeviceInfo {
     pub name: String,
     /// Microphone or speaker.
     pub kind: DeviceKind,
-    /// True for the synthetic devices, false for hardware through cpal.
+    /// True for the synthetic devices, false for hardware (cpal, nokhwa).
     pub is_synthetic: bool,
+    /// For cameras: where it points.
+    pub facing: Option<CameraFacing>,
 }
 
 /// Why a device could not be listed or opened.
@@ -161,12 +180,15 @@ enum Synthetic {
     SamplesMicrophone(Arc<[f32]>, CaptureClock),
     ToneMicrophone { hz: f32, amplitude: f32 },
     RecordingSpeaker(Recording),
+    PatternCamera(camera::PatternSettings),
+    Y4mCamera(PathBuf),
 }
 
 impl Synthetic {
     fn kind(&self) -> DeviceKind {
         match self {
             Self::RecordingSpeaker(_) => DeviceKind::Speaker,
+            Self::PatternCamera(_) | Self::Y4mCamera(_) => DeviceKind::Camera,
             _ => DeviceKind::Microphone,
         }
     }
@@ -200,6 +222,7 @@ impl DeviceManager {
         let prefix = match kind {
             DeviceKind::Microphone => "mic",
             DeviceKind::Speaker => "speaker",
+            DeviceKind::Camera => "camera",
         };
         let id = DeviceId(format!(
             "synthetic:{prefix}:{}",
@@ -210,6 +233,7 @@ impl DeviceManager {
             name: name.to_owned(),
             kind,
             is_synthetic: true,
+            facing: (kind == DeviceKind::Camera).then_some(CameraFacing::Virtual),
         };
         registry.synthetic.push((info, device));
         id
@@ -240,6 +264,33 @@ impl DeviceManager {
         self.add(name, Synthetic::ToneMicrophone { hz, amplitude })
     }
 
+    /// Adds a camera that draws the moving test pattern at `width`x`height` and `fps`, with its
+    /// frame counter and capture time stamped into the pixels ([`crate::video::pattern`]). Each
+    /// pattern camera of a manager has its own source id, so a receiver can tell them apart.
+    pub fn add_pattern_camera(&self, name: &str, width: u32, height: u32, fps: u32) -> DeviceId {
+        let source = 1 + self
+            .registry()
+            .synthetic
+            .iter()
+            .filter(|(_, d)| matches!(d, Synthetic::PatternCamera(_)))
+            .count() as u8;
+        self.add(
+            name,
+            Synthetic::PatternCamera(camera::PatternSettings {
+                source,
+                width: width & !1,
+                height: height & !1,
+                fps: fps.max(1),
+            }),
+        )
+    }
+
+    /// Adds a camera that plays a Y4M (YUV4MPEG2, 4:2:0) file in a loop at the file's frame rate.
+    /// The file is read when the camera opens, so a missing or bad file is an open error.
+    pub fn add_y4m_camera(&self, name: &str, path: impl Into<PathBuf>) -> DeviceId {
+        self.add(name, Synthetic::Y4mCamera(path.into()))
+    }
+
     /// Adds a speaker that records what it plays to memory, and also to a WAV file at `wav`
     /// (written when the speaker closes) if given.
     pub fn add_recording_speaker(&self, name: &str, wav: Option<PathBuf>) -> (DeviceId, Recording) {
@@ -253,7 +304,10 @@ impl DeviceManager {
     /// Every device of `kind`: hardware first (when the host has an audio system), then the
     /// synthetic ones.
     pub fn list(&self, kind: DeviceKind) -> Vec<DeviceInfo> {
-        let mut devices = host::list(kind);
+        let mut devices = match kind {
+            DeviceKind::Camera => Vec::new(),
+            _ => host::list(kind),
+        };
         devices.extend(
             self.registry()
                 .synthetic
@@ -308,13 +362,30 @@ impl DeviceManager {
             )
             .map_err(open_error)?,
             // synthetic() returned a microphone: it checked the kind.
-            Some(Synthetic::RecordingSpeaker(_)) => unreachable!("synthetic() checked the kind"),
+            Some(_) => unreachable!("synthetic() checked the kind"),
             None => host::open_microphone(id, tx)?,
         };
         Ok(Microphone {
             frames,
             _running: running,
         })
+    }
+
+    /// Opens a camera and starts capturing.
+    pub fn open_camera(&self, id: &DeviceId) -> Result<Camera, DeviceError> {
+        let open_error = |reason| DeviceError::Open {
+            id: id.clone(),
+            reason,
+        };
+        match self.synthetic(id, DeviceKind::Camera)? {
+            Some(Synthetic::PatternCamera(settings)) => {
+                camera::open_pattern(id, settings).map_err(open_error)
+            }
+            Some(Synthetic::Y4mCamera(path)) => camera::open_y4m(id, &path).map_err(open_error),
+            // synthetic() returned a camera: it checked the kind.
+            Some(_) => unreachable!("synthetic() checked the kind"),
+            None => Err(DeviceError::NotFound(id.clone())),
+        }
     }
 
     /// Opens a speaker that plays what `source` gives it.
