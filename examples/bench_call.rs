@@ -50,6 +50,7 @@ fn main() {
         a.app.world_mut().write_message(StartCall {
             agent,
             targets: vec![bob],
+            video: None,
         });
         let mut call = None;
         pump_until(&mut a, &mut b, |a, _| {
@@ -95,6 +96,7 @@ fn main() {
     a.app.world_mut().write_message(StartCall {
         agent,
         targets: vec![dave],
+        video: None,
     });
     pump_until(&mut a, &mut b, |a, _| {
         last_call(a).is_some_and(|(_, s)| s == CallState::Connected)

@@ -57,6 +57,7 @@ fn main() {
                 alice.world_mut().write_message(StartCall {
                     agent: agent.expect("alice's agent"),
                     targets: vec![CommunicationIdentifier::user("bob").expect("valid")],
+                    video: None,
                 });
                 1
             }

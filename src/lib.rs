@@ -18,14 +18,16 @@
 
 mod bridge;
 pub mod model;
+mod video;
 
 pub use bridge::Devices;
 pub use call_media::device::{
     CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
 };
+pub use call_media::video::pattern;
 pub use call_media::{AgentConfig, AgentConnection, AgentError};
 pub use call_protocol::{
-    CallEndReason, CallId, CommunicationIdentifier, ErrorCode, ParticipantState,
+    CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantState,
 };
 pub use model::*;
 
@@ -38,6 +40,8 @@ pub enum CallSystems {
     Receive,
     /// `PostUpdate`: this frame's request messages go to the engines.
     Send,
+    /// `PostUpdate`: new decoded video frames are copied into their images.
+    UploadVideo,
 }
 
 /// Calls, participants and devices as ECS entities.
@@ -45,13 +49,22 @@ pub enum CallSystems {
 /// Adds:
 /// - the [`Devices`] resource (if absent) and the request and fact messages;
 /// - an observer that starts an engine for each spawned [`CallAgent`];
-/// - `receive` in `PreUpdate` ([`CallSystems::Receive`]) and `send` in `PostUpdate`
-///   ([`CallSystems::Send`]).
+/// - `receive` in `PreUpdate` ([`CallSystems::Receive`]), `send` in `PostUpdate`
+///   ([`CallSystems::Send`]) and `upload_frames` in `PostUpdate` ([`CallSystems::UploadVideo`]);
+/// - `AssetPlugin` and `ImagePlugin` if the app has none (headless apps), since video views are
+///   `Image` assets.
 #[derive(Default)]
 pub struct CallingPlugin;
 
 impl Plugin for CallingPlugin {
     fn build(&self, app: &mut App) {
+        // Video views are `Image` assets; headless apps (MinimalPlugins) have no asset system yet.
+        if !app.is_plugin_added::<bevy::asset::AssetPlugin>() {
+            app.add_plugins(bevy::asset::AssetPlugin::default());
+        }
+        if !app.is_plugin_added::<bevy::image::ImagePlugin>() {
+            app.add_plugins(bevy::image::ImagePlugin::default());
+        }
         app.init_resource::<Devices>()
             .init_resource::<bridge::CallIndex>()
             .add_message::<StartCall>()
@@ -60,6 +73,10 @@ impl Plugin for CallingPlugin {
             .add_message::<HangUp>()
             .add_message::<Mute>()
             .add_message::<Unmute>()
+            .add_message::<StartVideo>()
+            .add_message::<StopVideo>()
+            .add_message::<SubscribeVideo>()
+            .add_message::<UnsubscribeVideo>()
             .add_message::<AgentConnectionChanged>()
             .add_message::<IncomingCall>()
             .add_message::<CallStateChanged>()
@@ -69,7 +86,11 @@ impl Plugin for CallingPlugin {
             .add_message::<RequestFailed>()
             .add_observer(bridge::start_agent)
             .add_systems(PreUpdate, bridge::receive.in_set(CallSystems::Receive))
-            .add_systems(PostUpdate, bridge::send.in_set(CallSystems::Send));
+            .add_systems(PostUpdate, bridge::send.in_set(CallSystems::Send))
+            .add_systems(
+                PostUpdate,
+                video::upload_frames.in_set(CallSystems::UploadVideo),
+            );
     }
 }
 
@@ -78,7 +99,8 @@ pub mod prelude {
     pub use crate::{
         AcceptCall, AgentConfig, AgentConnection, Call, CallAgent, CallDirection, CallEndReason,
         CallState, CallStateChanged, CallSystems, CallingPlugin, CommunicationIdentifier, Devices,
-        HangUp, IncomingCall, Mute, ParticipantState, RejectCall, RemoteParticipant, StartCall,
-        Unmute,
+        HangUp, IncomingCall, LocalVideoStream, MediaType, Mute, ParticipantState, RejectCall,
+        RemoteParticipant, RemoteVideoStream, StartCall, StartVideo, StopVideo, SubscribeVideo,
+        Unmute, UnsubscribeVideo, VideoView,
     };
 }

@@ -121,6 +121,7 @@ fn rejected_call_ends_with_a_declined_reason() {
     a.write(StartCall {
         agent,
         targets: vec![bob.clone()],
+        video: None,
     });
     let mut incoming = None;
     run_until(&mut [&mut a, &mut b], "B is called", |c| {
@@ -158,6 +159,7 @@ fn calling_an_unknown_user_fails_with_user_not_found() {
     a.write(StartCall {
         agent,
         targets: vec![nobody.clone()],
+        video: None,
     });
     run_until(&mut [&mut a], "a call exists", |c| !c[0].calls().is_empty());
     let call = a.calls()[0].0;
@@ -199,6 +201,7 @@ fn bad_tokens_are_refused_with_typed_errors_and_no_session() {
         m.write(StartCall {
             agent,
             targets: vec![CommunicationIdentifier::user("bob").unwrap()],
+            video: None,
         });
         run_until(&mut [&mut m], "a call exists", |c| !c[0].calls().is_empty());
         let call = m.calls()[0].0;

@@ -4,15 +4,18 @@
 use bevy::prelude::*;
 use call_media::AgentEvent;
 use call_protocol::{
-    CallEndReason, CallId, CommunicationIdentifier, ParticipantInfo, ParticipantState,
+    CallEndReason, CallId, CommunicationIdentifier, MediaType, ParticipantInfo, ParticipantState,
+    StreamInfo,
 };
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
     AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState, CallStateChanged,
-    DeviceFailed, IncomingCall, ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants,
-    RemoteParticipant, RequestFailed,
+    DeviceFailed, IncomingCall, LocalVideoStream, ParticipantLeft, ParticipantOf,
+    ParticipantUpdated, Participants, RemoteParticipant, RemoteVideoStream, RequestFailed,
+    StreamOf, Streams, VideoView,
 };
+use crate::video::FrameFeed;
 
 /// Drains every agent's engine events and applies them.
 pub(crate) fn receive(world: &mut World) {
@@ -101,6 +104,50 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         AgentEvent::DeviceFailed { kind, error } => {
             world.write_message(DeviceFailed { agent, kind, error });
         }
+        AgentEvent::LocalVideo {
+            call_id,
+            camera,
+            preview,
+        } => {
+            let Some(call) = find_call(world, agent, &call_id) else {
+                return;
+            };
+            match camera {
+                Some(camera) => {
+                    let feed = FrameFeed::new(preview, &mut world.resource_mut::<Assets<Image>>());
+                    let preview = feed.image();
+                    world
+                        .entity_mut(call)
+                        .insert((LocalVideoStream { camera, preview }, feed));
+                }
+                None => {
+                    world
+                        .entity_mut(call)
+                        .remove::<(LocalVideoStream, FrameFeed)>();
+                }
+            }
+        }
+        AgentEvent::VideoRouted {
+            call_id,
+            participant,
+            media_type,
+            frames,
+        } => {
+            if let Some(stream) = find_stream(world, agent, &call_id, &participant, media_type) {
+                let feed = FrameFeed::new(frames, &mut world.resource_mut::<Assets<Image>>());
+                let image = feed.image();
+                world.entity_mut(stream).insert((VideoView { image }, feed));
+            }
+        }
+        AgentEvent::VideoUnrouted {
+            call_id,
+            participant,
+            media_type,
+        } => {
+            if let Some(stream) = find_stream(world, agent, &call_id, &participant, media_type) {
+                world.entity_mut(stream).remove::<(VideoView, FrameFeed)>();
+            }
+        }
         AgentEvent::RequestFailed { code, message } => {
             world.write_message(RequestFailed {
                 agent,
@@ -153,28 +200,85 @@ fn find_participant(world: &World, call: Entity, id: &CommunicationIdentifier) -
     })
 }
 
+fn find_stream(
+    world: &World,
+    agent: Entity,
+    call_id: &CallId,
+    participant: &CommunicationIdentifier,
+    media_type: MediaType,
+) -> Option<Entity> {
+    let call = find_call(world, agent, call_id)?;
+    let participant = find_participant(world, call, participant)?;
+    world
+        .get::<Streams>(participant)?
+        .entities()
+        .iter()
+        .copied()
+        .find(|&s| {
+            world
+                .get::<RemoteVideoStream>(s)
+                .is_some_and(|rs| rs.media_type == media_type)
+        })
+}
+
+/// Makes a participant's stream entities match what the service says it offers.
+fn sync_streams(world: &mut World, participant: Entity, offered: &[StreamInfo]) {
+    for info in offered {
+        let existing = world.get::<Streams>(participant).and_then(|streams| {
+            streams.entities().iter().copied().find(|&s| {
+                world
+                    .get::<RemoteVideoStream>(s)
+                    .is_some_and(|rs| rs.media_type == info.media_type)
+            })
+        });
+        let stream = RemoteVideoStream {
+            media_type: info.media_type,
+            is_available: info.is_available,
+        };
+        match existing {
+            Some(entity) => {
+                if let Some(mut current) = world.get_mut::<RemoteVideoStream>(entity)
+                    && *current != stream
+                {
+                    *current = stream;
+                }
+            }
+            None => {
+                world.spawn((stream, StreamOf(participant)));
+            }
+        }
+    }
+}
+
 fn upsert_participant(world: &mut World, call: Entity, info: ParticipantInfo) {
     let state = info.state;
-    let participant = match find_participant(world, call, &info.id) {
+    let streams = info.streams.clone();
+    let (participant, changed) = match find_participant(world, call, &info.id) {
         Some(p) => {
-            if let Some(mut rp) = world.get_mut::<RemoteParticipant>(p) {
-                let next = RemoteParticipant::from(info);
-                if *rp == next {
-                    return;
-                }
+            let next = RemoteParticipant::from(info);
+            let changed = world
+                .get::<RemoteParticipant>(p)
+                .is_some_and(|rp| *rp != next);
+            if changed && let Some(mut rp) = world.get_mut::<RemoteParticipant>(p) {
                 *rp = next;
             }
-            p
+            (p, changed)
         }
-        None => world
-            .spawn((RemoteParticipant::from(info), ParticipantOf(call)))
-            .id(),
+        None => {
+            let spawned = world
+                .spawn((RemoteParticipant::from(info), ParticipantOf(call)))
+                .id();
+            (spawned, true)
+        }
     };
-    world.write_message(ParticipantUpdated {
-        call,
-        participant,
-        state,
-    });
+    sync_streams(world, participant, &streams);
+    if changed {
+        world.write_message(ParticipantUpdated {
+            call,
+            participant,
+            state,
+        });
+    }
 }
 
 fn participant_left(
@@ -194,6 +298,7 @@ fn participant_left(
                     state: ParticipantState::Disconnected,
                     is_muted: false,
                     is_speaking: false,
+                    streams: Vec::new(),
                 }),
                 ParticipantOf(call),
             ))

@@ -6,8 +6,9 @@ use call_protocol::{CallEndReason, CallId};
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
-    AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Mute, RejectCall,
-    StartCall, Unmute,
+    AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Mute,
+    ParticipantOf, RejectCall, RemoteParticipant, RemoteVideoStream, StartCall, StartVideo,
+    StopVideo, StreamOf, SubscribeVideo, Unmute, UnsubscribeVideo,
 };
 
 /// The request messages, read together.
@@ -19,12 +20,22 @@ pub(crate) struct Requests<'w, 's> {
     hang_up: MessageReader<'w, 's, HangUp>,
     mute: MessageReader<'w, 's, Mute>,
     unmute: MessageReader<'w, 's, Unmute>,
+    start_video: MessageReader<'w, 's, StartVideo>,
+    stop_video: MessageReader<'w, 's, StopVideo>,
+    subscribe: MessageReader<'w, 's, SubscribeVideo>,
+    unsubscribe: MessageReader<'w, 's, UnsubscribeVideo>,
 }
 
+/// What a stream subscription request needs to name the stream to the service.
+type StreamPath<'a> = (&'a RemoteVideoStream, &'a StreamOf);
+
 /// Turns this frame's requests into engine commands and the local state changes they imply.
+#[allow(clippy::too_many_arguments)] // Bevy system parameters, one per thing it touches.
 pub(crate) fn send(
     mut requests: Requests,
     links: Query<&AgentLink>,
+    streams: Query<StreamPath>,
+    participants: Query<(&RemoteParticipant, &ParticipantOf)>,
     mut calls: Query<(&mut Call, &CallOf)>,
     mut index: ResMut<CallIndex>,
     mut commands: Commands,
@@ -37,6 +48,7 @@ pub(crate) fn send(
                 link.0.send(AgentCommand::StartCall {
                     call_id: call_id.clone(),
                     targets: request.targets.clone(),
+                    camera: request.video.clone(),
                 });
                 (CallState::Connecting, None)
             }
@@ -57,36 +69,87 @@ pub(crate) fn send(
         });
     }
 
-    let requests: Vec<(Entity, CallRequest)> = requests
-        .accept
+    let mut subscriptions: Vec<(Entity, bool)> = requests
+        .subscribe
         .read()
-        .map(|r| (r.call, CallRequest::Accept))
-        .chain(
-            requests
-                .reject
-                .read()
-                .map(|r| (r.call, CallRequest::Reject)),
-        )
-        .chain(
-            requests
-                .hang_up
-                .read()
-                .map(|r| (r.call, CallRequest::HangUp)),
-        )
-        .chain(
-            requests
-                .mute
-                .read()
-                .map(|r| (r.call, CallRequest::SetMuted(true))),
-        )
-        .chain(
-            requests
-                .unmute
-                .read()
-                .map(|r| (r.call, CallRequest::SetMuted(false))),
-        )
+        .map(|r| (r.stream, true))
         .collect();
-    for (call, request) in requests {
+    subscriptions.extend(requests.unsubscribe.read().map(|r| (r.stream, false)));
+    for (stream, subscribe) in subscriptions {
+        let Ok((info, of)) = streams.get(stream) else {
+            continue;
+        };
+        let Ok((participant, call)) = participants.get(of.0) else {
+            continue;
+        };
+        let Ok((c, agent)) = calls.get(call.0) else {
+            continue;
+        };
+        let (call_id, participant, media_type) = (
+            c.id.clone(),
+            participant.identifier.clone(),
+            info.media_type,
+        );
+        if let Ok(link) = links.get(agent.0) {
+            link.0.send(match subscribe {
+                true => AgentCommand::Subscribe {
+                    call_id,
+                    participant,
+                    media_type,
+                },
+                false => AgentCommand::Unsubscribe {
+                    call_id,
+                    participant,
+                    media_type,
+                },
+            });
+        }
+    }
+
+    let mut call_requests: Vec<(Entity, CallRequest)> = Vec::new();
+    call_requests.extend(
+        requests
+            .accept
+            .read()
+            .map(|r| (r.call, CallRequest::Accept)),
+    );
+    call_requests.extend(
+        requests
+            .reject
+            .read()
+            .map(|r| (r.call, CallRequest::Reject)),
+    );
+    call_requests.extend(
+        requests
+            .hang_up
+            .read()
+            .map(|r| (r.call, CallRequest::HangUp)),
+    );
+    call_requests.extend(
+        requests
+            .mute
+            .read()
+            .map(|r| (r.call, CallRequest::SetMuted(true))),
+    );
+    call_requests.extend(
+        requests
+            .unmute
+            .read()
+            .map(|r| (r.call, CallRequest::SetMuted(false))),
+    );
+    call_requests.extend(
+        requests
+            .start_video
+            .read()
+            .map(|r| (r.call, CallRequest::SetVideo(Some(r.camera.clone())))),
+    );
+    call_requests.extend(
+        requests
+            .stop_video
+            .read()
+            .map(|r| (r.call, CallRequest::SetVideo(None))),
+    );
+    for (call, request) in call_requests {
         let Ok((mut c, of)) = calls.get_mut(call) else {
             continue;
         };
@@ -102,6 +165,13 @@ pub(crate) fn send(
             CallRequest::HangUp if !ending => {
                 (AgentCommand::HangUp(id), Some(CallState::Disconnecting))
             }
+            CallRequest::SetVideo(camera) if !ending => (
+                AgentCommand::SetVideo {
+                    call_id: id,
+                    camera,
+                },
+                None,
+            ),
             CallRequest::SetMuted(muted) if !ending => {
                 c.is_muted = muted;
                 (AgentCommand::SetMuted { call_id: id, muted }, None)
@@ -129,4 +199,5 @@ enum CallRequest {
     Reject,
     HangUp,
     SetMuted(bool),
+    SetVideo(Option<call_media::device::DeviceId>),
 }

@@ -8,14 +8,16 @@
 mod agent;
 mod call;
 mod participant;
+mod stream;
 
 pub use agent::{AgentCalls, CallAgent};
 pub use call::{Call, CallDirection, CallOf, CallState};
 pub use participant::{ParticipantOf, Participants, RemoteParticipant};
+pub use stream::{LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoView};
 
 use bevy::prelude::*;
 use call_media::AgentConnection;
-use call_media::device::{DeviceError, DeviceKind};
+use call_media::device::{DeviceError, DeviceId, DeviceKind};
 use call_protocol::{CallEndReason, CommunicationIdentifier, ErrorCode, ParticipantState};
 
 /// Request: call `targets` from `agent`. The plugin spawns the [`Call`] entity and reports it
@@ -26,6 +28,42 @@ pub struct StartCall {
     pub agent: Entity,
     /// Whom to call.
     pub targets: Vec<CommunicationIdentifier>,
+    /// Start with video from this camera.
+    pub video: Option<DeviceId>,
+}
+
+/// Request: send video from `camera` in a call. Also switches the camera while video is on:
+/// the stream stays the same, receivers see the new source at its next keyframe.
+#[derive(Message, Clone, Debug)]
+pub struct StartVideo {
+    /// The [`Call`] entity.
+    pub call: Entity,
+    /// The camera.
+    pub camera: DeviceId,
+}
+
+/// Request: stop sending video in a call.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct StopVideo {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Request: render a remote stream (ACS `createView`). When the service routes it, the stream
+/// gets a [`VideoView`] whose image updates as frames arrive; the service forwards the stream to
+/// this client only while it is subscribed.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct SubscribeVideo {
+    /// The [`RemoteVideoStream`] entity.
+    pub stream: Entity,
+}
+
+/// Request: stop rendering a remote stream; its [`VideoView`] goes and the service stops
+/// forwarding it.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct UnsubscribeVideo {
+    /// The [`RemoteVideoStream`] entity.
+    pub stream: Entity,
 }
 
 /// Request: accept an incoming call.

@@ -185,6 +185,7 @@ pub fn connected_call(a: &mut Client, b: &mut Client) -> (Entity, Entity) {
     a.write(StartCall {
         agent,
         targets: vec![target],
+        video: None,
     });
     let mut incoming = None;
     run_until(&mut [a, b], "B sees an incoming call", |c| {
@@ -251,4 +252,73 @@ pub fn looped_envelope_correlation(received: &[f32], source: &[f32]) -> f32 {
 /// Whether `p` is a connected participant.
 pub fn is_connected(p: &RemoteParticipant) -> bool {
     p.state == ParticipantState::Connected
+}
+
+/// Adds a synthetic test-pattern camera to a client's device manager.
+pub fn add_camera(client: &Client, width: u32, height: u32) -> bevy_calling::DeviceId {
+    let devices = client.app.world().resource::<Devices>().0.clone();
+    devices.add_pattern_camera("pattern", width, height, 30)
+}
+
+/// The stream entity of `participant`'s camera as `client` sees it in `call`, once it exists.
+pub fn camera_stream(
+    client: &mut Client,
+    call: Entity,
+    participant: &CommunicationIdentifier,
+) -> Option<Entity> {
+    let mut q = client
+        .app
+        .world_mut()
+        .query::<(Entity, &RemoteVideoStream, &bevy_calling::StreamOf)>();
+    let participants: Vec<(Entity, RemoteParticipant)> = {
+        let mut pq =
+            client
+                .app
+                .world_mut()
+                .query::<(Entity, &RemoteParticipant, &bevy_calling::ParticipantOf)>();
+        pq.iter(client.app.world())
+            .filter(|(_, _, of)| of.0 == call)
+            .map(|(e, p, _)| (e, p.clone()))
+            .collect()
+    };
+    let owner = participants
+        .iter()
+        .find(|(_, p)| &p.identifier == participant)?
+        .0;
+    q.iter(client.app.world())
+        .find(|(_, s, of)| of.0 == owner && s.media_type == bevy_calling::MediaType::Video)
+        .map(|(e, _, _)| e)
+}
+
+/// The RGBA pixels and size of a stream's view image, once it has a decoded picture.
+pub fn view_pixels(client: &Client, stream: Entity) -> Option<(Vec<u8>, u32, u32)> {
+    let view = client.app.world().get::<VideoView>(stream)?;
+    let images = client.app.world().resource::<Assets<Image>>();
+    let image = images.get(&view.image)?;
+    let size = image.texture_descriptor.size;
+    (size.width > 2).then(|| {
+        (
+            image.data.clone().unwrap_or_default(),
+            size.width,
+            size.height,
+        )
+    })
+}
+
+/// PSNR in dB over the RGB channels of two RGBA pictures of the same size.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for (pa, pb) in a.chunks(4).zip(b.chunks(4)) {
+        for c in 0..3 {
+            let d = pa[c] as f64 - pb[c] as f64;
+            sum += d * d;
+            n += 1;
+        }
+    }
+    let mse = sum / n.max(1) as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
 }

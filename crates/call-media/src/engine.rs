@@ -8,11 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use call_protocol::{
-    CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, ParticipantInfo,
-    ServerMessage,
+    CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, MediaType,
+    ParticipantInfo, ServerMessage,
 };
 use tokio::sync::mpsc;
 use webrtc::peer_connection::RTCPeerConnectionState;
@@ -23,6 +24,7 @@ use crate::device::{
     DeviceError, DeviceId, DeviceKind, DeviceManager, FRAME_SAMPLES, Microphone, Speaker,
 };
 use crate::signaling::SignalingLink;
+use crate::video::{EncodedUnit, FrameSlot, VideoSender};
 
 /// How long signing in may take before it counts as unreachable.
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +53,8 @@ pub enum AgentCommand {
         call_id: CallId,
         /// Whom to call.
         targets: Vec<CommunicationIdentifier>,
+        /// Start with video from this camera.
+        camera: Option<DeviceId>,
     },
     /// Accept an incoming call.
     AcceptCall(CallId),
@@ -64,6 +68,31 @@ pub enum AgentCommand {
         call_id: CallId,
         /// The new state.
         muted: bool,
+    },
+    /// Send video from this camera in a call (start or switch), or stop (`None`).
+    SetVideo {
+        /// Which call.
+        call_id: CallId,
+        /// The camera, or none.
+        camera: Option<DeviceId>,
+    },
+    /// Receive a participant's video stream.
+    Subscribe {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+    },
+    /// Stop receiving a participant's video stream.
+    Unsubscribe {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
     },
 }
 
@@ -109,7 +138,7 @@ pub enum AgentConnection {
 }
 
 /// A fact from the engine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum AgentEvent {
     /// The agent's connection changed.
     Connection(AgentConnection),
@@ -153,6 +182,35 @@ pub enum AgentEvent {
         kind: DeviceKind,
         /// What failed.
         error: DeviceError,
+    },
+    /// This agent's video in a call started, switched camera, or stopped (`camera: None`).
+    LocalVideo {
+        /// The call.
+        call_id: CallId,
+        /// The camera sending now, if any.
+        camera: Option<DeviceId>,
+        /// What is being sent, as RGBA.
+        preview: FrameSlot,
+    },
+    /// A subscribed video stream now arrives; its decoded pictures appear in `frames`.
+    VideoRouted {
+        /// The call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+        /// The latest-frame slot it decodes into.
+        frames: FrameSlot,
+    },
+    /// A video stream no longer arrives (unsubscribed, or its sender left).
+    VideoUnrouted {
+        /// The call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
     },
     /// The service refused a request.
     RequestFailed {
@@ -296,6 +354,8 @@ struct CallEntry {
     /// `CallConnected` went out to the app.
     announced: bool,
     muted: bool,
+    /// The camera this call's video comes from, while video is on.
+    camera: Option<DeviceId>,
 }
 
 struct Session {
@@ -314,6 +374,10 @@ struct Session {
     microphone: Option<Microphone>,
     speaker: Option<Speaker>,
     devices_failed: bool,
+    video: VideoSender,
+    video_units: mpsc::UnboundedReceiver<EncodedUnit>,
+    /// The camera the video sender has now.
+    camera: Option<DeviceId>,
 }
 
 impl Session {
@@ -332,6 +396,10 @@ impl Session {
             .await
             .map_err(|e| media(e.to_string()))?;
         link.send(ClientMessage::Offer { sdp: offer });
+        let keyframe = Arc::new(AtomicBool::new(false));
+        connection.watch_keyframe_requests(keyframe.clone());
+        let (units, video_units) = mpsc::unbounded_channel();
+        let video = VideoSender::start(units, keyframe).map_err(|e| media(e.to_string()))?;
         Ok(Self {
             config,
             devices,
@@ -348,6 +416,9 @@ impl Session {
             microphone: None,
             speaker: None,
             devices_failed: false,
+            video,
+            video_units,
+            camera: None,
         })
     }
 
@@ -370,6 +441,11 @@ impl Session {
                 event = self.connection_events.recv() => match event {
                     Some(e) => if let Err(e) = self.connection_event(e) { break Some(e) },
                     None => break Some(AgentError::Media("the connection's driver stopped".into())),
+                },
+                unit = self.video_units.recv() => if let Some((unit, duration)) = unit
+                    && let Err(e) = self.connection.send_video(unit, duration).await
+                {
+                    tracing::debug!("sending video failed: {e}");
                 },
                 frame = next_frame(&mut self.microphone) => match frame {
                     Some(f) => self.send_frame(&f.samples).await,
@@ -399,6 +475,7 @@ impl Session {
         }
         self.microphone = None;
         self.speaker = None;
+        self.video.set_camera(None);
         self.connection.close().await;
         self.link.close(Duration::from_millis(500)).await;
         outcome
@@ -406,10 +483,43 @@ impl Session {
 
     fn command(&mut self, command: AgentCommand) {
         let message = match command {
-            AgentCommand::StartCall { call_id, targets } => {
+            AgentCommand::StartCall {
+                call_id,
+                targets,
+                camera,
+            } => {
                 self.calls.insert(call_id.clone(), CallEntry::default());
-                ClientMessage::StartCall { call_id, targets }
+                self.link.send(ClientMessage::StartCall {
+                    call_id: call_id.clone(),
+                    targets,
+                });
+                if camera.is_some() {
+                    self.set_video(call_id, camera);
+                }
+                return;
             }
+            AgentCommand::SetVideo { call_id, camera } => {
+                self.set_video(call_id, camera);
+                return;
+            }
+            AgentCommand::Subscribe {
+                call_id,
+                participant,
+                media_type,
+            } => ClientMessage::Subscribe {
+                call_id,
+                participant,
+                media_type,
+            },
+            AgentCommand::Unsubscribe {
+                call_id,
+                participant,
+                media_type,
+            } => ClientMessage::Unsubscribe {
+                call_id,
+                participant,
+                media_type,
+            },
             AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
             AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
             AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
@@ -448,7 +558,13 @@ impl Session {
                 self.announce_connected();
             }
             ServerMessage::CallEnded { call_id, reason } => {
-                self.calls.remove(&call_id);
+                if self
+                    .calls
+                    .remove(&call_id)
+                    .is_some_and(|c| c.camera.is_some())
+                {
+                    self.update_camera();
+                }
                 self.emit(AgentEvent::CallEnded { call_id, reason });
                 self.update_devices();
             }
@@ -476,6 +592,30 @@ impl Session {
                 self.emit(AgentEvent::RequestFailed { code, message })
             }
             ServerMessage::Welcome { .. } => {}
+            ServerMessage::VideoRouted {
+                call_id,
+                participant,
+                media_type,
+                slot,
+            } => {
+                if let Some(frames) = self.connection.video_frames(slot as usize) {
+                    self.emit(AgentEvent::VideoRouted {
+                        call_id,
+                        participant,
+                        media_type,
+                        frames,
+                    });
+                }
+            }
+            ServerMessage::VideoUnrouted {
+                call_id,
+                participant,
+                media_type,
+            } => self.emit(AgentEvent::VideoUnrouted {
+                call_id,
+                participant,
+                media_type,
+            }),
         }
         Ok(())
     }
@@ -518,6 +658,58 @@ impl Session {
             self.emit(AgentEvent::CallConnected(call_id));
         }
         self.update_devices();
+    }
+
+    /// Starts, switches or stops a call's video, and tells the service and the app.
+    fn set_video(&mut self, call_id: CallId, camera: Option<DeviceId>) {
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        call.camera = camera;
+        self.update_camera();
+        let camera = self.calls.get(&call_id).and_then(|c| c.camera.clone());
+        self.link.send(ClientMessage::SetVideo {
+            call_id: call_id.clone(),
+            media_type: MediaType::Video,
+            on: camera.is_some(),
+        });
+        self.emit(AgentEvent::LocalVideo {
+            call_id,
+            camera,
+            preview: self.video.preview(),
+        });
+    }
+
+    /// Points the video sender at the camera some call wants (one camera is sent at a time),
+    /// opening it if it changed. A camera that fails to open is reported and its calls' video
+    /// goes off, so no state claims video that is not sent.
+    fn update_camera(&mut self) {
+        let wanted = self.calls.values().find_map(|c| c.camera.clone());
+        if wanted == self.camera {
+            return;
+        }
+        let opened = match &wanted {
+            Some(id) => match self.devices.open_camera(id) {
+                Ok(camera) => Some(camera),
+                Err(error) => {
+                    for call in self
+                        .calls
+                        .values_mut()
+                        .filter(|c| c.camera.as_ref() == Some(id))
+                    {
+                        call.camera = None;
+                    }
+                    self.emit(AgentEvent::DeviceFailed {
+                        kind: DeviceKind::Camera,
+                        error,
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
+        self.camera = opened.as_ref().map(|c| c.id.clone());
+        self.video.set_camera(opened);
     }
 
     /// Opens the devices while a call is connected and closes them when none is.

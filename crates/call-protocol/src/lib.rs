@@ -12,6 +12,7 @@ mod message;
 pub use end_reason::CallEndReason;
 pub use identifier::{CommunicationIdentifier, IdentifierError};
 pub use message::{
-    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
-    ParticipantInfo, ParticipantState, ProtocolError, ServerMessage, decode, encode,
+    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, MediaType, PROTOCOL_VERSION,
+    ParticipantInfo, ParticipantState, ProtocolError, ServerMessage, StreamInfo, VIDEO_SLOTS,
+    decode, encode,
 };

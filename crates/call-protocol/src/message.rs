@@ -19,6 +19,29 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// How many audio streams the service sends to each client at once: one receive slot each.
 pub const AUDIO_SLOTS: usize = 3;
 
+/// How many video streams a client can receive at once (9 camera + 1 screen sharing, or any
+/// mix): one receive slot each.
+pub const VIDEO_SLOTS: usize = 10;
+
+/// What a video stream carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaType {
+    /// A camera.
+    Video,
+    /// A shared screen or window.
+    ScreenSharing,
+}
+
+/// A video stream a participant offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// What it carries.
+    pub media_type: MediaType,
+    /// Whether it is sending now (video on).
+    pub is_available: bool,
+}
+
 /// A call's id, chosen by the caller and unique on the service.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -70,6 +93,9 @@ pub struct ParticipantInfo {
     pub is_muted: bool,
     /// Whether the service hears them speaking now.
     pub is_speaking: bool,
+    /// The video streams they offer.
+    #[serde(default)]
+    pub streams: Vec<StreamInfo>,
 }
 
 /// What a client sends to the service.
@@ -121,6 +147,33 @@ pub enum ClientMessage {
         call_id: CallId,
         /// The new state.
         muted: bool,
+    },
+    /// Start or stop sending a video stream in a call.
+    SetVideo {
+        /// Which call.
+        call_id: CallId,
+        /// Which stream.
+        media_type: MediaType,
+        /// Whether it is sending.
+        on: bool,
+    },
+    /// Receive a participant's video stream (the service forwards it only while subscribed).
+    Subscribe {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+    },
+    /// Stop receiving a participant's video stream.
+    Unsubscribe {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
     },
 }
 
@@ -182,6 +235,26 @@ pub enum ServerMessage {
         id: CommunicationIdentifier,
         /// Why.
         reason: CallEndReason,
+    },
+    /// A subscribed video stream now arrives in this receive slot.
+    VideoRouted {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+        /// The receive slot, `0..VIDEO_SLOTS`.
+        slot: u8,
+    },
+    /// A video stream no longer arrives (unsubscribed, or its participant left).
+    VideoUnrouted {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
     },
     /// A request failed; the connection stays open unless the code says otherwise.
     Error {

@@ -1,10 +1,10 @@
 //! The SFU's forwarding decisions as plain data: which call each session is in, which receive
-//! slot of which receiver a sender's audio goes to, and the per-leg sequence and timestamp
-//! rebasing that keeps each leg continuous when its source changes.
+//! slot of which receiver a sender's audio goes to, which video slots subscribe to whom, and the
+//! per-leg sequence and timestamp rebasing that keeps each leg continuous when its source changes.
 
 use std::collections::HashMap;
 
-use call_protocol::{AUDIO_SLOTS, CallId};
+use call_protocol::{AUDIO_SLOTS, CallId, VIDEO_SLOTS};
 
 use crate::switchboard::SessionId;
 
@@ -17,11 +17,12 @@ pub struct Leg {
     pub slot: usize,
 }
 
-/// Who exchanges media with whom.
+/// Who exchanges media with whom: audio by call membership, video by subscription.
 #[derive(Debug, Default)]
 pub struct Router {
     calls: HashMap<CallId, Vec<SessionId>>,
     call_of: HashMap<SessionId, CallId>,
+    video: HashMap<SessionId, [Option<SessionId>; VIDEO_SLOTS]>,
 }
 
 impl Router {
@@ -39,6 +40,34 @@ impl Router {
             self.call_of.insert(s, call_id.clone());
         }
         self.calls.insert(call_id, members);
+    }
+
+    /// Video receive slot `slot` of `to` now carries `from`'s camera (`None`: nothing).
+    pub fn set_video(&mut self, to: SessionId, slot: usize, from: Option<SessionId>) {
+        if let Some(entry) = self.video.entry(to).or_default().get_mut(slot) {
+            *entry = from;
+        }
+    }
+
+    /// The legs a video packet from `from` goes out on: every slot subscribed to it.
+    pub fn video_legs(&self, from: SessionId) -> Vec<Leg> {
+        self.video
+            .iter()
+            .flat_map(|(&to, slots)| {
+                slots
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| **s == Some(from))
+                    .map(move |(slot, _)| Leg { to, slot })
+            })
+            .collect()
+    }
+
+    /// Whose video a receive slot carries.
+    pub fn video_source(&self, to: SessionId, slot: usize) -> Option<SessionId> {
+        self.video
+            .get(&to)
+            .and_then(|slots| slots.get(slot).copied().flatten())
     }
 
     /// The legs an audio packet from `from` goes out on. Each receiver hears the other members in
@@ -115,6 +144,22 @@ mod tests {
         assert_eq!(r.audio_legs(3)[0], Leg { to: 1, slot: 1 });
         // Session 6 is the fifth "other" for everyone: beyond AUDIO_SLOTS.
         assert!(r.audio_legs(6).is_empty());
+    }
+
+    #[test]
+    fn video_goes_to_subscribed_slots_only() {
+        let mut r = Router::default();
+        assert!(r.video_legs(1).is_empty());
+        r.set_video(2, 3, Some(1));
+        r.set_video(4, 0, Some(1));
+        let mut legs = r.video_legs(1);
+        legs.sort_by_key(|l| l.to);
+        assert_eq!(legs, vec![Leg { to: 2, slot: 3 }, Leg { to: 4, slot: 0 }]);
+        assert_eq!(r.video_source(2, 3), Some(1));
+        r.set_video(2, 3, None);
+        assert_eq!(r.video_legs(1), vec![Leg { to: 4, slot: 0 }]);
+        // A slot out of range is ignored, not a panic.
+        r.set_video(2, VIDEO_SLOTS, Some(1));
     }
 
     #[test]

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use call_protocol::{AUDIO_SLOTS, CallId};
+use call_protocol::{AUDIO_SLOTS, CallId, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
-use str0m::format::Codec;
+use str0m::media::KeyframeRequestKind;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
@@ -25,6 +25,10 @@ use crate::switchboard::SessionId;
 
 /// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
 const OPUS_FRAME_TICKS: u32 = 960;
+/// A video frame at 30 fps on the 90 kHz clock, for continuity when a slot's source changes.
+const VIDEO_FRAME_TICKS: u32 = 3000;
+/// The least time between two keyframe requests to one publisher.
+const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 /// RFC 6464 levels are -dBov; a frame at or above -50 dBov with the voice bit counts as speech.
 const SPEECH_LEVEL: i8 = 50;
 /// How long after the last speech frame a sender still counts as speaking.
@@ -63,6 +67,15 @@ pub enum MediaCommand {
         /// The sessions; empty removes the call.
         members: Vec<SessionId>,
     },
+    /// Video receive slot `slot` of `to` now carries `from`'s camera (`None`: nothing).
+    SetVideoRoute {
+        /// The subscriber.
+        to: SessionId,
+        /// Its receive slot.
+        slot: usize,
+        /// The publisher, or none.
+        from: Option<SessionId>,
+    },
 }
 
 /// Something the media loop observed that signaling tells clients about.
@@ -77,14 +90,36 @@ pub enum MediaFact {
     },
 }
 
+/// One kind of media of a peer: the m-line it sends on, and its receive slots with their legs.
+#[derive(Default)]
+struct Lane {
+    send: Option<Mid>,
+    recv: Vec<Mid>,
+    legs: Vec<Rebaser>,
+}
+
+impl Lane {
+    fn add(&mut self, direction: Direction, mid: Mid, max_slots: usize) {
+        match direction {
+            // str0m's view is the reverse of the client's: the client's send-only line is ours to receive.
+            Direction::RecvOnly => self.send = Some(mid),
+            Direction::SendOnly if self.recv.len() < max_slots => {
+                self.recv.push(mid);
+                self.legs.push(Rebaser::default());
+            }
+            _ => {}
+        }
+    }
+}
+
 struct Peer {
     rtc: Rtc,
-    mic: Option<Mid>,
-    slots: Vec<Mid>,
-    legs: Vec<Rebaser>,
+    audio: Lane,
+    video: Lane,
     connected: bool,
     last_speech: Option<Instant>,
     speaking: bool,
+    last_keyframe_request: Option<Instant>,
 }
 
 /// The media loop's state. Runs on one task; nothing in it is shared.
@@ -200,6 +235,13 @@ impl Sfu {
                 self.by_addr.retain(|_, s| *s != session);
             }
             MediaCommand::SetRoute { call_id, members } => self.router.set_route(call_id, members),
+            MediaCommand::SetVideoRoute { to, slot, from } => {
+                self.router.set_video(to, slot, from);
+                // A new subscriber can only start decoding at a keyframe.
+                if let Some(from) = from {
+                    self.request_keyframe(from);
+                }
+            }
         }
     }
 
@@ -212,7 +254,8 @@ impl Sfu {
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_opus(true, false);
+            .enable_opus(true, false)
+            .enable_h264(true);
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -229,12 +272,12 @@ impl Sfu {
             session,
             Peer {
                 rtc,
-                mic: None,
-                slots: Vec::new(),
-                legs: Vec::new(),
+                audio: Lane::default(),
+                video: Lane::default(),
                 connected: false,
                 last_speech: None,
                 speaking: false,
+                last_keyframe_request: None,
             },
         ) {
             old.rtc.disconnect();
@@ -301,6 +344,7 @@ impl Sfu {
     fn drive(&mut self, session: SessionId) -> Instant {
         self.current = Some(session);
         let mut received = Vec::new();
+        let mut keyframe_wanted = Vec::new();
         let timeout = {
             let Some(peer) = self.peers.get_mut(&session) else {
                 return Instant::now() + IDLE_TICK;
@@ -321,20 +365,28 @@ impl Sfu {
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             peer.rtc.disconnect();
                         }
-                        Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
-                            match added.direction {
-                                Direction::RecvOnly => peer.mic = Some(added.mid),
-                                Direction::SendOnly if peer.slots.len() < AUDIO_SLOTS => {
-                                    peer.slots.push(added.mid);
-                                    peer.legs.push(Rebaser::default());
-                                }
-                                _ => {}
+                        Event::MediaAdded(added) => match added.kind {
+                            MediaKind::Audio => {
+                                peer.audio.add(added.direction, added.mid, AUDIO_SLOTS)
+                            }
+                            MediaKind::Video => {
+                                peer.video.add(added.direction, added.mid, VIDEO_SLOTS)
+                            }
+                        },
+                        Event::RtpPacket(packet) => {
+                            let mid = packet_mid(peer, &packet);
+                            if mid.is_some() && mid == peer.audio.send {
+                                received.push((MediaKind::Audio, packet));
+                            } else if mid.is_some() && mid == peer.video.send {
+                                received.push((MediaKind::Video, packet));
                             }
                         }
-                        Event::RtpPacket(packet)
-                            if peer.mic.is_some() && packet_mid(peer, &packet) == peer.mic =>
-                        {
-                            received.push(packet);
+                        Event::KeyframeRequest(request) => {
+                            if let Some(slot) =
+                                peer.video.recv.iter().position(|m| *m == request.mid)
+                            {
+                                keyframe_wanted.push(slot);
+                            }
                         }
                         _ => {}
                     },
@@ -345,9 +397,16 @@ impl Sfu {
                 }
             }
         };
-        for packet in received {
-            self.note_level(session, &packet);
-            self.forward(session, &packet);
+        for (kind, packet) in received {
+            if kind == MediaKind::Audio {
+                self.note_level(session, &packet);
+            }
+            self.forward(session, kind, &packet);
+        }
+        for slot in keyframe_wanted {
+            if let Some(from) = self.router.video_source(session, slot) {
+                self.request_keyframe(from);
+            }
         }
         timeout
     }
@@ -378,14 +437,53 @@ impl Sfu {
         }
     }
 
-    fn forward(&mut self, from: SessionId, packet: &RtpPacket) {
+    /// Asks a publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_GAP`].
+    fn request_keyframe(&mut self, from: SessionId) {
         let now = Instant::now();
+        self.current = Some(from);
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if peer
+            .last_keyframe_request
+            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_GAP)
+        {
+            return;
+        }
+        let Some(mid) = peer.video.send else {
+            return;
+        };
+        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            peer.last_keyframe_request = Some(now);
+        }
+    }
+
+    /// Sends a packet received from `from` out on every leg the router names for its kind.
+    fn forward(&mut self, from: SessionId, kind: MediaKind, packet: &RtpPacket) {
+        let now = Instant::now();
+        let (legs, ticks) = match kind {
+            MediaKind::Audio => (self.router.audio_legs(from), OPUS_FRAME_TICKS),
+            MediaKind::Video => (self.router.video_legs(from), VIDEO_FRAME_TICKS),
+        };
+        if legs.is_empty() {
+            return;
+        }
+        // Payload types are per peer: map the publisher's onto each receiver's by codec.
+        let Some(params) = self.peers.get(&from).and_then(|p| {
+            p.rtc
+                .codec_config()
+                .find(|c| c.pt() == packet.header.payload_type)
+                .copied()
+        }) else {
+            return;
+        };
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             ..Default::default()
         };
-        for leg in self.router.audio_legs(from) {
+        for leg in legs {
             self.current = Some(leg.to);
             let Some(peer) = self.peers.get_mut(&leg.to) else {
                 continue;
@@ -393,21 +491,18 @@ impl Sfu {
             if !peer.connected {
                 continue;
             }
+            let lane = match kind {
+                MediaKind::Audio => &mut peer.audio,
+                MediaKind::Video => &mut peer.video,
+            };
             let (Some(&mid), Some(pt)) = (
-                peer.slots.get(leg.slot),
-                peer.rtc
-                    .codec_config()
-                    .find(|p| p.spec().codec == Codec::Opus)
-                    .map(|p| p.pt()),
+                lane.recv.get(leg.slot),
+                peer.rtc.codec_config().match_params(params).map(|p| p.pt()),
             ) else {
                 continue;
             };
-            let (seq, ts) = peer.legs[leg.slot].map(
-                from,
-                *packet.seq_no,
-                packet.header.timestamp,
-                OPUS_FRAME_TICKS,
-            );
+            let (seq, ts) =
+                lane.legs[leg.slot].map(from, *packet.seq_no, packet.header.timestamp, ticks);
             if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(
                     RtpWrite::new(
@@ -418,7 +513,8 @@ impl Sfu {
                         packet.payload.clone(),
                     )
                     .marker(packet.header.marker)
-                    .ext_vals(ext.clone()),
+                    .ext_vals(ext.clone())
+                    .nackable(kind == MediaKind::Video),
                 );
             }
             // A written packet is only sent after the next timeout input.

@@ -70,6 +70,11 @@ impl Shared {
                 Outbound::Route { call_id, members } => {
                     let _ = self.media.send(MediaCommand::SetRoute { call_id, members });
                 }
+                Outbound::VideoRoute { to, slot, from } => {
+                    let _ = self
+                        .media
+                        .send(MediaCommand::SetVideoRoute { to, slot, from });
+                }
             }
         }
         result

@@ -7,8 +7,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use call_protocol::{
-    CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, ParticipantInfo,
-    ParticipantState, ServerMessage,
+    CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, MediaType,
+    ParticipantInfo, ParticipantState, ServerMessage, StreamInfo, VIDEO_SLOTS,
 };
 
 /// One signed-in WebSocket connection.
@@ -25,6 +25,15 @@ pub enum Outbound {
         call_id: CallId,
         /// The sessions whose media is exchanged.
         members: Vec<SessionId>,
+    },
+    /// Receive slot `slot` of session `to` now carries `from`'s video (`None`: nothing).
+    VideoRoute {
+        /// The subscriber.
+        to: SessionId,
+        /// Its receive slot.
+        slot: usize,
+        /// The publisher, or none.
+        from: Option<SessionId>,
     },
 }
 
@@ -58,6 +67,14 @@ struct Session {
 struct Member {
     session: SessionId,
     info: ParticipantInfo,
+}
+
+/// What a subscriber's video receive slot carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct VideoRoute {
+    call_id: CallId,
+    publisher: SessionId,
+    media_type: MediaType,
 }
 
 #[derive(Debug)]
@@ -121,6 +138,7 @@ pub struct Switchboard {
     sessions: HashMap<SessionId, Session>,
     by_user: HashMap<CommunicationIdentifier, SessionId>,
     calls: HashMap<CallId, CallRecord>,
+    video: HashMap<SessionId, [Option<VideoRoute>; VIDEO_SLOTS]>,
 }
 
 impl Switchboard {
@@ -161,6 +179,7 @@ impl Switchboard {
         {
             self.by_user.remove(&s.user);
         }
+        self.video.remove(&session);
         out
     }
 
@@ -215,6 +234,40 @@ impl Switchboard {
                 self.call_of(&call_id, session)?;
                 Ok(self.update_member(&call_id, session, |info| info.is_muted = muted))
             }
+            ClientMessage::SetVideo {
+                call_id,
+                media_type,
+                on,
+            } => {
+                self.call_of(&call_id, session)?;
+                Ok(self.update_member(&call_id, session, |info| {
+                    match info.streams.iter_mut().find(|s| s.media_type == media_type) {
+                        Some(stream) => stream.is_available = on,
+                        None => info.streams.push(StreamInfo {
+                            media_type,
+                            is_available: on,
+                        }),
+                    }
+                }))
+            }
+            ClientMessage::Subscribe {
+                call_id,
+                participant,
+                media_type,
+            } => self.subscribe(session, call_id, &participant, media_type),
+            ClientMessage::Unsubscribe {
+                call_id,
+                participant,
+                media_type,
+            } => {
+                self.call_of(&call_id, session)?;
+                let publisher = self.by_user.get(&participant).copied();
+                Ok(self.unroute(session, |r| {
+                    r.call_id == call_id
+                        && Some(r.publisher) == publisher
+                        && r.media_type == media_type
+                }))
+            }
             ClientMessage::Hello { .. }
             | ClientMessage::Offer { .. }
             | ClientMessage::IceCandidate { .. } => {
@@ -246,6 +299,10 @@ impl Switchboard {
             state,
             is_muted: false,
             is_speaking: false,
+            streams: vec![StreamInfo {
+                media_type: MediaType::Video,
+                is_available: false,
+            }],
         }
     }
 
@@ -405,6 +462,99 @@ impl Switchboard {
         Ok(out)
     }
 
+    fn subscribe(
+        &mut self,
+        session: SessionId,
+        call_id: CallId,
+        participant: &CommunicationIdentifier,
+        media_type: MediaType,
+    ) -> Result<Vec<Outbound>, Refusal> {
+        let call = self.call_of(&call_id, session)?;
+        let publisher = call
+            .members
+            .iter()
+            .find(|m| {
+                &m.info.id == participant
+                    && m.session != session
+                    && m.info.state == ParticipantState::Connected
+            })
+            .map(|m| m.session)
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::BadRequest,
+                    format!("{participant} is not connected in call `{call_id}`"),
+                )
+            })?;
+        let route = VideoRoute {
+            call_id: call_id.clone(),
+            publisher,
+            media_type,
+        };
+        let slots = self.video.entry(session).or_default();
+        let slot = match slots.iter().position(|r| r.as_ref() == Some(&route)) {
+            Some(slot) => slot,
+            None => {
+                let free = slots.iter().position(Option::is_none).ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::BadRequest,
+                        format!("all {VIDEO_SLOTS} video receive slots are in use"),
+                    )
+                })?;
+                slots[free] = Some(route);
+                free
+            }
+        };
+        Ok(vec![
+            Outbound::VideoRoute {
+                to: session,
+                slot,
+                from: Some(publisher),
+            },
+            Outbound::Send(
+                session,
+                ServerMessage::VideoRouted {
+                    call_id,
+                    participant: participant.clone(),
+                    media_type,
+                    slot: slot as u8,
+                },
+            ),
+        ])
+    }
+
+    /// Clears `subscriber`'s slots whose route matches, telling it and the SFU.
+    fn unroute(
+        &mut self,
+        subscriber: SessionId,
+        matches: impl Fn(&VideoRoute) -> bool,
+    ) -> Vec<Outbound> {
+        let mut out = Vec::new();
+        let Some(slots) = self.video.get_mut(&subscriber) else {
+            return out;
+        };
+        for (slot, entry) in slots.iter_mut().enumerate() {
+            let Some(route) = entry.take_if(|r| matches(r)) else {
+                continue;
+            };
+            out.push(Outbound::VideoRoute {
+                to: subscriber,
+                slot,
+                from: None,
+            });
+            if let Some(publisher) = self.sessions.get(&route.publisher) {
+                out.push(Outbound::Send(
+                    subscriber,
+                    ServerMessage::VideoUnrouted {
+                        call_id: route.call_id,
+                        participant: publisher.user.clone(),
+                        media_type: route.media_type,
+                    },
+                ));
+            }
+        }
+        out
+    }
+
     fn update_member(
         &mut self,
         call_id: &CallId,
@@ -443,9 +593,22 @@ impl Switchboard {
             return out;
         };
         let gone = call.members.remove(pos);
+        let remaining: Vec<SessionId> = call.members.iter().map(|m| m.session).collect();
         if let Some(s) = self.sessions.get_mut(&session) {
             s.calls.remove(call_id);
         }
+        // Video to and from the one who left stops; the others are told.
+        out.extend(
+            self.unroute(session, |r| &r.call_id == call_id)
+                .into_iter()
+                .filter(|o| matches!(o, Outbound::VideoRoute { .. })),
+        );
+        for other in remaining {
+            out.extend(self.unroute(other, |r| &r.call_id == call_id && r.publisher == session));
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return out;
+        };
         if let Some(reason) = own {
             out.push(Outbound::Send(
                 session,
@@ -663,5 +826,119 @@ mod tests {
             .handle(A, ClientMessage::AcceptCall { call_id: call() })
             .unwrap_err();
         assert_eq!(err.code, ErrorCode::BadRequest);
+    }
+
+    fn connected(sb: &mut Switchboard) {
+        start(sb, "bob");
+        sb.handle(B, ClientMessage::AcceptCall { call_id: call() })
+            .unwrap();
+    }
+
+    fn subscribe(
+        sb: &mut Switchboard,
+        to: SessionId,
+        whom: &str,
+    ) -> Result<Vec<Outbound>, Refusal> {
+        sb.handle(
+            to,
+            ClientMessage::Subscribe {
+                call_id: call(),
+                participant: user(whom),
+                media_type: MediaType::Video,
+            },
+        )
+    }
+
+    #[test]
+    fn video_flows_only_while_subscribed() {
+        let mut sb = board();
+        connected(&mut sb);
+        let out = subscribe(&mut sb, B, "alice").unwrap();
+        assert!(out.contains(&Outbound::VideoRoute {
+            to: B,
+            slot: 0,
+            from: Some(A)
+        }));
+        assert!(
+            sent_to(&out, B)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::VideoRouted { slot: 0, .. }))
+        );
+        // Subscribing again keeps the slot.
+        let again = subscribe(&mut sb, B, "alice").unwrap();
+        assert!(again.contains(&Outbound::VideoRoute {
+            to: B,
+            slot: 0,
+            from: Some(A)
+        }));
+
+        let out = sb
+            .handle(
+                B,
+                ClientMessage::Unsubscribe {
+                    call_id: call(),
+                    participant: user("alice"),
+                    media_type: MediaType::Video,
+                },
+            )
+            .unwrap();
+        assert!(out.contains(&Outbound::VideoRoute {
+            to: B,
+            slot: 0,
+            from: None
+        }));
+        assert!(
+            sent_to(&out, B)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::VideoUnrouted { .. }))
+        );
+    }
+
+    #[test]
+    fn video_on_is_announced_and_leaving_unroutes_subscribers() {
+        let mut sb = board();
+        connected(&mut sb);
+        let out = sb
+            .handle(
+                A,
+                ClientMessage::SetVideo {
+                    call_id: call(),
+                    media_type: MediaType::Video,
+                    on: true,
+                },
+            )
+            .unwrap();
+        assert!(matches!(
+            sent_to(&out, B)[0],
+            ServerMessage::ParticipantUpdated { participant, .. } if participant.streams[0].is_available
+        ));
+        subscribe(&mut sb, B, "alice").unwrap();
+        let out = sb
+            .handle(A, ClientMessage::HangUp { call_id: call() })
+            .unwrap();
+        assert!(out.contains(&Outbound::VideoRoute {
+            to: B,
+            slot: 0,
+            from: None
+        }));
+        assert!(
+            sent_to(&out, B)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::VideoUnrouted { .. }))
+        );
+    }
+
+    #[test]
+    fn subscribing_needs_a_connected_other_participant() {
+        let mut sb = board();
+        connected(&mut sb);
+        assert_eq!(
+            subscribe(&mut sb, B, "bob").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            subscribe(&mut sb, B, "carol").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 }

@@ -14,7 +14,7 @@ const CAMERA_QUEUE_FRAMES: usize = 2;
 /// An open camera. Frames arrive on [`Camera::frames`]; dropping it stops capture.
 pub struct Camera {
     /// I420 frames as they are captured.
-    pub frames: tokio::sync::mpsc::Receiver<VideoFrame>,
+    pub frames: crossbeam_channel::Receiver<VideoFrame>,
     /// The camera's id.
     pub id: DeviceId,
     _running: Running,
@@ -43,7 +43,7 @@ fn spawn_camera(
     fps: u32,
     mut next: impl FnMut(u32, Instant) -> VideoFrame + Send + 'static,
 ) -> Result<Camera, String> {
-    let (tx, frames) = tokio::sync::mpsc::channel(CAMERA_QUEUE_FRAMES);
+    let (tx, frames) = crossbeam_channel::bounded(CAMERA_QUEUE_FRAMES);
     let period = Duration::from_secs(1) / fps.max(1);
     let running = Running::spawn("synthetic-camera", move |stop| {
         let start = Instant::now();
@@ -52,7 +52,7 @@ fn spawn_camera(
                 break;
             }
             let frame = next(n, Instant::now());
-            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tx.try_send(frame) {
+            if let Err(crossbeam_channel::TrySendError::Disconnected(_)) = tx.try_send(frame) {
                 break;
             }
         }

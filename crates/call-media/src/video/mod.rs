@@ -1,9 +1,13 @@
 //! Video between cameras and the wire: I420 frames, the synthetic test pattern, H.264 coding,
 //! and the latest-frame slots that hand decoded pictures to the app without ever blocking.
 
+mod codec;
 pub mod pattern;
+mod sender;
 mod slot;
 
+pub use codec::{VideoDecoder, VideoEncoder, bitrate_for};
+pub(crate) use sender::{EncodedUnit, VideoSender};
 pub use slot::{FrameSlot, SlotFrame, SlotWriter};
 
 use std::time::Instant;

@@ -1,0 +1,429 @@
+//! The client's one WebRTC connection to the service, on webrtc-rs 0.21.
+//!
+//! It offers one send-only Opus m-line (the microphone, with the RFC 6464 audio-level extension),
+//! [`AUDIO_SLOTS`] receive-only audio lines, one send-only H.264 line (the camera, with RTX) and
+//! [`VIDEO_SLOTS`] receive-only video lines, all at sign-in, so calls and subscriptions never
+//! renegotiate. Received audio goes into the [`Playout`] jitter buffers; received video is
+//! decoded into one [`FrameSlot`] per receive slot. The webrtc-rs types stay inside this module.
+
+mod keyframes;
+mod receive;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use call_protocol::{AUDIO_SLOTS, VIDEO_SLOTS};
+use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
+use rtc::media::Sample;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    register_default_interceptors,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+use crate::audio::Playout;
+use crate::video::FrameSlot;
+use receive::Slot as ReceiveSlot;
+
+/// The audio-level header extension (RFC 6464).
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// Opus's payload type in our offer (the service keeps the offer's numbers).
+const OPUS_PT: u8 = 111;
+/// H.264 Constrained Baseline, packetization-mode 1: str0m's own numbers for it, so both ends
+/// agree without mapping.
+const H264_PT: u8 = 108;
+/// Retransmissions of [`H264_PT`].
+const RTX_PT: u8 = 109;
+/// The fmtp browsers decode: Constrained Baseline level 3.1, packetization-mode 1.
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+/// ICE connectivity-check interval. webrtc-rs sends the DTLS ClientHello only on the ICE agent's
+/// next tick (200 ms by default), so a short interval is what makes the agent connect quickly.
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+/// Binding requests before a pair fails, scaled so the give-up time stays near the default's.
+const ICE_MAX_BINDING_REQUESTS: u16 = 140;
+
+/// What the connection reports to the engine.
+#[derive(Debug)]
+pub(crate) enum ConnectionEvent {
+    /// A local ICE candidate to trickle to the service.
+    LocalCandidate(String),
+    /// The connection state changed.
+    State(RTCPeerConnectionState),
+}
+
+/// Errors from webrtc-rs, as text: its error type stays inside this module.
+#[derive(Debug, thiserror::Error)]
+#[error("webrtc: {0}")]
+pub struct ConnectionError(String);
+
+fn err(e: impl std::fmt::Display) -> ConnectionError {
+    ConnectionError(e.to_string())
+}
+
+/// The client's media connection to the service.
+pub(crate) struct MediaConnection {
+    pc: Arc<dyn PeerConnection>,
+    mic: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    camera: Arc<TrackLocalStaticSample>,
+    camera_ssrc: u32,
+    video_frames: Vec<FrameSlot>,
+    closed: Arc<AtomicBool>,
+}
+
+/// A send-only track with an SSRC of its own (and an RTX SSRC for video).
+fn local_track(
+    kind: RtpCodecKind,
+    name: &str,
+    codec: RTCRtpCodec,
+    ssrc: u32,
+    rtx: Option<u32>,
+) -> Result<Arc<TrackLocalStaticSample>, ConnectionError> {
+    let track = MediaStreamTrack::new(
+        "bevy-calling".to_owned(),
+        name.to_owned(),
+        name.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                // The NACK responder takes the RTX SSRC from here, the SDP from the sender:
+                // set it here so both agree.
+                rtx: rtx.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    Ok(Arc::new(
+        TrackLocalStaticSample::new(Instant::now(), track).map_err(err)?,
+    ))
+}
+
+impl MediaConnection {
+    /// Builds the connection and its transceivers, and returns it with its offer SDP.
+    /// Must run inside a tokio runtime (webrtc-rs spawns its driver there).
+    pub(crate) async fn create(
+        playout: Arc<Playout>,
+        events: mpsc::UnboundedSender<ConnectionEvent>,
+    ) -> Result<(Self, String), ConnectionError> {
+        let opus = RTCRtpCodec {
+            mime_type: "audio/opus".to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        };
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: opus.clone(),
+                    payload_type: OPUS_PT,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(err)?;
+        let h264 = RTCRtpCodec {
+            mime_type: "video/H264".to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: H264_FMTP.to_owned(),
+            // nack and nack pli are added by the default interceptors.
+            rtcp_feedback: vec![RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            }],
+        };
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: h264.clone(),
+                    payload_type: H264_PT,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(err)?;
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: "video/rtx".to_owned(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line: format!("apt={H264_PT}"),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: RTX_PT,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(err)?;
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .map_err(err)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(err)?
+            // webrtc-rs keeps NACKing repaired packets without a cap (see interop notes).
+            .with(
+                Slot::NackGenerator,
+                NackGeneratorBuilder::new()
+                    .with_max_nacks_per_packet(1)
+                    .build(),
+            )
+            .with(Slot::from(14_000), keyframes::KeyframeRequests::default());
+        let settings = SettingEngineBuilder::new()
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+            .build();
+        let slot_ids = Arc::new(OnceLock::new());
+        let video_frames: Vec<FrameSlot> = (0..VIDEO_SLOTS).map(|_| FrameSlot::new()).collect();
+        let handler = Arc::new(Handler {
+            events,
+            playout,
+            slot_ids: slot_ids.clone(),
+            video_frames: video_frames.clone(),
+        });
+        let pc: Arc<dyn PeerConnection> = Arc::new(
+            PeerConnectionBuilder::new()
+                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_media_engine(media)
+                .with_setting_engine(settings)
+                .with_interceptor_registry(registry)
+                .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+                .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+                .build()
+                .await
+                .map_err(err)?,
+        );
+        let ssrc = rand::random::<u32>();
+        let mic = local_track(RtpCodecKind::Audio, "microphone", opus, ssrc, None)?;
+        let camera_ssrc = rand::random::<u32>();
+        let camera = local_track(
+            RtpCodecKind::Video,
+            "camera",
+            h264,
+            camera_ssrc,
+            Some(rand::random()),
+        )?;
+        pc.add_transceiver_from_track(
+            mic.clone() as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .map_err(err)?;
+        let mut ids = Vec::with_capacity(AUDIO_SLOTS + VIDEO_SLOTS);
+        for _ in 0..AUDIO_SLOTS {
+            ids.push(recv_only(&pc, RtpCodecKind::Audio).await?);
+        }
+        pc.add_transceiver_from_track(
+            camera.clone() as Arc<dyn TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .map_err(err)?;
+        for _ in 0..VIDEO_SLOTS {
+            ids.push(recv_only(&pc, RtpCodecKind::Video).await?);
+        }
+        // Set once, right after the transceivers exist and before any track can arrive.
+        let _ = slot_ids.set(ids);
+        let offer = pc.create_offer(None).await.map_err(err)?;
+        let sdp = offer.sdp.clone();
+        pc.set_local_description(offer).await.map_err(err)?;
+        Ok((
+            Self {
+                pc,
+                mic,
+                ssrc,
+                camera,
+                camera_ssrc,
+                video_frames,
+                closed: Arc::new(AtomicBool::new(false)),
+            },
+            sdp,
+        ))
+    }
+
+    /// Applies the service's answer.
+    pub(crate) async fn apply_answer(&self, sdp: String) -> Result<(), ConnectionError> {
+        let answer = RTCSessionDescription::answer(sdp).map_err(err)?;
+        self.pc.set_remote_description(answer).await.map_err(err)
+    }
+
+    /// Adds a trickled candidate of the service.
+    pub(crate) async fn add_remote_candidate(
+        &self,
+        candidate: String,
+    ) -> Result<(), ConnectionError> {
+        let init = RTCIceCandidateInit {
+            candidate,
+            sdp_mid: Some(String::new()),
+            sdp_mline_index: Some(0),
+            ..Default::default()
+        };
+        self.pc.add_ice_candidate(init).await.map_err(err)
+    }
+
+    /// Sends one 20 ms Opus frame with its audio level.
+    pub(crate) async fn send_audio(
+        &self,
+        opus: &[u8],
+        level: u8,
+        voice: bool,
+    ) -> Result<(), ConnectionError> {
+        let sample = Sample {
+            data: Bytes::copy_from_slice(opus),
+            duration: Duration::from_millis(20),
+            ..Sample::new(Instant::now())
+        };
+        self.mic
+            .sample_writer(self.ssrc, OPUS_PT)
+            .with_audio_level(AudioLevelExtension { level, voice })
+            .write_sample(&sample)
+            .await
+            .map_err(err)
+    }
+
+    /// Sends one H.264 access unit (Annex-B) from the camera, lasting `duration`.
+    pub(crate) async fn send_video(
+        &self,
+        access_unit: Vec<u8>,
+        duration: Duration,
+    ) -> Result<(), ConnectionError> {
+        let sample = Sample {
+            data: Bytes::from(access_unit),
+            duration,
+            ..Sample::new(Instant::now())
+        };
+        self.camera
+            .sample_writer(self.camera_ssrc, H264_PT)
+            .write_sample(&sample)
+            .await
+            .map_err(err)
+    }
+
+    /// The latest-frame slot each video receive slot decodes into.
+    pub(crate) fn video_frames(&self, slot: usize) -> Option<FrameSlot> {
+        self.video_frames.get(slot).cloned()
+    }
+
+    /// Watches the camera track for keyframe requests (PLI/FIR from the SFU) and raises `flag`
+    /// for each. Starts polling once the track is bound, and stops when the connection closes.
+    pub(crate) fn watch_keyframe_requests(&self, flag: Arc<AtomicBool>) {
+        let camera = self.camera.clone();
+        let closed = self.closed.clone();
+        tokio::spawn(async move {
+            while !closed.load(Ordering::Relaxed) {
+                match camera.poll().await {
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                        if packets
+                            .iter()
+                            .any(|p| keyframes::is_keyframe_request(p.as_ref()))
+                        {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Some(_) => {}
+                    // Not bound yet (or unbound): look again shortly.
+                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+
+    /// Closes the connection and stops its driver.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("closing the media connection: {e}");
+        }
+    }
+}
+
+/// Adds a receive-only transceiver; returns its id, which its remote track reports on open.
+async fn recv_only(
+    pc: &Arc<dyn PeerConnection>,
+    kind: RtpCodecKind,
+) -> Result<usize, ConnectionError> {
+    let t = pc
+        .add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(err)?;
+    Ok(t.id())
+}
+
+struct Handler {
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+    playout: Arc<Playout>,
+    /// Transceiver ids: the audio receive slots, then the video ones.
+    slot_ids: Arc<OnceLock<Vec<usize>>>,
+    video_frames: Vec<FrameSlot>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    // These run inline on the webrtc-rs driver: never block or await app work here.
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self
+                .events
+                .send(ConnectionEvent::LocalCandidate(init.candidate));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(ConnectionEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let slot_ids = self.slot_ids.clone();
+        let find_slot = move |id: usize| {
+            let position = slot_ids.get()?.iter().position(|&i| i == id)?;
+            Some(if position < AUDIO_SLOTS {
+                ReceiveSlot::Audio(position)
+            } else {
+                ReceiveSlot::Video(position - AUDIO_SLOTS)
+            })
+        };
+        tokio::spawn(receive::run(
+            track,
+            find_slot,
+            self.playout.clone(),
+            self.video_frames.clone(),
+        ));
+    }
+}

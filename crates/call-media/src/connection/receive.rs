@@ -1,0 +1,166 @@
+//! Remote tracks: audio packets go to the playout's jitter buffers; video packets are
+//! reassembled into H.264 access units and decoded on a thread per receive slot into that slot's
+//! [`FrameSlot`]. A gap or a decode error asks the sender for a keyframe (PLI).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use crate::audio::Playout;
+use crate::video::{FrameSlot, VideoDecoder};
+
+/// The least time between two PLIs for one stream.
+const PLI_GAP: Duration = Duration::from_millis(250);
+/// Access units waiting for the decoder; more means it is behind, and the newest are dropped.
+const DECODE_QUEUE: usize = 4;
+
+/// Which receive slot a remote track fills.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Slot {
+    Audio(usize),
+    Video(usize),
+}
+
+/// Reads one remote track until it ends.
+pub(super) async fn run(
+    track: Arc<dyn TrackRemote>,
+    find_slot: impl Fn(usize) -> Option<Slot>,
+    playout: Arc<Playout>,
+    frames: Vec<FrameSlot>,
+) {
+    let mut video: Option<VideoReceiver> = None;
+    let mut slot = None;
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnOpen(init) => {
+                slot = find_slot(init.receiver_id.into());
+                if let Some(Slot::Video(k)) = slot {
+                    video = frames
+                        .get(k)
+                        .map(|f| VideoReceiver::start(k, f.clone(), init.ssrc));
+                }
+            }
+            TrackRemoteEvent::OnRtpPacket(packet) => match (slot, video.as_mut()) {
+                (Some(Slot::Audio(k)), _) => {
+                    playout.push(k, packet.header.sequence_number, packet.payload)
+                }
+                (Some(Slot::Video(_)), Some(receiver)) => {
+                    if let Some(pli) = receiver.packet(&packet) {
+                        let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+                    }
+                }
+                _ => {}
+            },
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+/// Reassembles one video stream's access units and feeds its decoder thread.
+struct VideoReceiver {
+    depacketizer: H264Packet,
+    access_unit: Vec<u8>,
+    timestamp: Option<u32>,
+    last_seq: Option<u16>,
+    intact: bool,
+    decode: crossbeam_channel::Sender<Vec<u8>>,
+    want_keyframe: Arc<AtomicBool>,
+    last_pli: Option<Instant>,
+    media_ssrc: u32,
+}
+
+impl VideoReceiver {
+    fn start(slot: usize, frames: FrameSlot, media_ssrc: u32) -> Self {
+        let (decode, units) = crossbeam_channel::bounded::<Vec<u8>>(DECODE_QUEUE);
+        let want_keyframe = Arc::new(AtomicBool::new(true));
+        let flag = want_keyframe.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("video-decode-{slot}"))
+            .spawn(move || {
+                let mut decoder = match VideoDecoder::new() {
+                    Ok(d) => d,
+                    Err(e) => return tracing::error!("no H.264 decoder: {e}"),
+                };
+                let mut writer = frames.writer();
+                for unit in units {
+                    if decoder.decode(&unit, &mut writer).is_err() {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("could not start a video decoder thread: {e}");
+        }
+        Self {
+            depacketizer: H264Packet::default(),
+            access_unit: Vec::new(),
+            timestamp: None,
+            last_seq: None,
+            intact: true,
+            decode,
+            want_keyframe,
+            last_pli: None,
+            media_ssrc,
+        }
+    }
+
+    /// Takes one RTP packet; returns a PLI to send when a keyframe is needed.
+    fn packet(&mut self, packet: &rtc::rtp::Packet) -> Option<PictureLossIndication> {
+        let seq = packet.header.sequence_number;
+        if self.last_seq.is_some_and(|s| seq != s.wrapping_add(1)) {
+            // A gap: the depacketizer may hold half a fragment; the unit is broken.
+            self.intact = false;
+            self.depacketizer = H264Packet::default();
+        }
+        self.last_seq = Some(seq);
+        if self.timestamp != Some(packet.header.timestamp) {
+            self.access_unit.clear();
+            self.timestamp = Some(packet.header.timestamp);
+        }
+        match self.depacketizer.depacketize(&packet.payload) {
+            Ok(nal) => self.access_unit.extend_from_slice(&nal),
+            Err(_) => self.intact = false,
+        }
+        if packet.header.marker {
+            if self.intact && !self.access_unit.is_empty() {
+                // A full queue means the decoder is behind: drop this unit and ask for a
+                // keyframe, since the next ones reference it.
+                if self
+                    .decode
+                    .try_send(std::mem::take(&mut self.access_unit))
+                    .is_err()
+                {
+                    self.want_keyframe.store(true, Ordering::Relaxed);
+                }
+            } else {
+                self.want_keyframe.store(true, Ordering::Relaxed);
+            }
+            self.intact = true;
+            self.access_unit.clear();
+        }
+        self.pli_if_wanted()
+    }
+
+    fn pli_if_wanted(&mut self) -> Option<PictureLossIndication> {
+        let now = Instant::now();
+        if !self.want_keyframe.load(Ordering::Relaxed)
+            || self
+                .last_pli
+                .is_some_and(|t| now.saturating_duration_since(t) < PLI_GAP)
+        {
+            return None;
+        }
+        self.want_keyframe.store(false, Ordering::Relaxed);
+        self.last_pli = Some(now);
+        Some(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.media_ssrc,
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! Frames to the GPU: each rendered stream (a subscribed [`crate::VideoView`] or a local
+//! preview) has a [`FrameFeed`] joining its engine-side latest-frame slot to its `Image`. One
+//! system copies a slot's picture into the image only when the slot has a new one; the RGBA
+//! conversion already happened on the media side (SIMD), and buffers are reused, so the app thread
+//! does one copy per new frame and no allocation unless the size changes.
+
+use bevy::asset::RenderAssetUsages;
+use bevy::prelude::*;
+use call_media::video::FrameSlot;
+use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
+
+/// Joins an engine latest-frame slot to the image it is shown in.
+#[derive(Component)]
+pub(crate) struct FrameFeed {
+    slot: FrameSlot,
+    seen: u64,
+    image: Handle<Image>,
+}
+
+impl FrameFeed {
+    /// A feed from `slot` into a new image. Only pictures published from now on are shown, so a
+    /// reused slot never shows its previous stream's last frame.
+    pub(crate) fn new(slot: FrameSlot, images: &mut Assets<Image>) -> Self {
+        let image = images.add(Image::new_fill(
+            Extent3d {
+                width: 2,
+                height: 2,
+                depth_or_array_layers: 1,
+            },
+            TextureDimension::D2,
+            &[0, 0, 0, 255],
+            TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+        ));
+        Self {
+            seen: slot.sequence(),
+            slot,
+            image,
+        }
+    }
+
+    /// The image the feed fills.
+    pub(crate) fn image(&self) -> Handle<Image> {
+        self.image.clone()
+    }
+}
+
+/// Copies each feed's new picture into its image.
+pub(crate) fn upload_frames(mut feeds: Query<&mut FrameFeed>, mut images: ResMut<Assets<Image>>) {
+    for mut feed in &mut feeds {
+        let feed = &mut *feed;
+        let Some(mut image) = images.get_mut(&feed.image) else {
+            continue;
+        };
+        if let Some(seen) = feed.slot.read_if_new(feed.seen, |frame| {
+            let size = Extent3d {
+                width: frame.width,
+                height: frame.height,
+                depth_or_array_layers: 1,
+            };
+            if image.texture_descriptor.size != size {
+                image.resize(size);
+            }
+            if let Some(data) = image.data.as_mut()
+                && data.len() == frame.rgba.len()
+            {
+                data.copy_from_slice(&frame.rgba);
+            }
+        }) {
+            feed.seen = seen;
+        }
+    }
+}
