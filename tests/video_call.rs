@@ -2,15 +2,60 @@
 
 mod common;
 
+use std::time::Duration;
+
+use bevy::prelude::Entity;
 use bevy_calling::pattern::{self, FrameStamp};
 use bevy_calling::prelude::*;
 use common::*;
 
 /// The decoded picture B shows, with the stamp it carries.
-fn shown(b: &Client, stream: bevy::prelude::Entity) -> Option<(Vec<u8>, u32, u32, FrameStamp)> {
+fn shown(b: &Client, stream: Entity) -> Option<(Vec<u8>, u32, u32, FrameStamp)> {
     let (rgba, w, h) = view_pixels(b, stream)?;
     let stamp = pattern::read_rgba(&rgba, w, h)?;
     Some((rgba, w, h, stamp))
+}
+
+/// A and B in a call, A sending video from `camera`, B subscribed and showing a decoded picture.
+/// Returns (A's call, B's call, A's stream at B).
+fn watching(
+    a: &mut Client,
+    b: &mut Client,
+    camera: bevy_calling::DeviceId,
+) -> (Entity, Entity, Entity) {
+    let (a_call, b_call) = connected_call(a, b);
+    a.write(StartVideo {
+        call: a_call,
+        camera,
+    });
+    let alice = a.user.clone();
+    let mut stream = None;
+    run_until(&mut [a, b], "B sees A's camera stream available", |c| {
+        stream = camera_stream(c[1], b_call, &alice);
+        stream.is_some_and(|s| {
+            c[1].app
+                .world()
+                .get::<RemoteVideoStream>(s)
+                .is_some_and(|r| r.is_available)
+        })
+    });
+    let stream = stream.expect("a stream");
+    b.write(SubscribeVideo { stream });
+    run_until(&mut [a, b], "a stamped picture in B's texture", |c| {
+        shown(c[1], stream).is_some()
+    });
+    (a_call, b_call, stream)
+}
+
+/// The stamp B's texture shows after running both apps for a while.
+fn stamp_after(
+    a: &mut Client,
+    b: &mut Client,
+    stream: Entity,
+    wait: Duration,
+) -> Option<FrameStamp> {
+    run_for(&mut [a, b], wait);
+    shown(b, stream).map(|p| p.3)
 }
 
 #[test]
@@ -18,7 +63,7 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
     let service = service();
     let mut a = client(&service, "alice", Mic::None);
     let mut b = client(&service, "bob", Mic::None);
-    let camera = add_camera(&a, 640, 360);
+    let camera = add_camera(&a, 640, 360, 30);
     let (a_call, b_call) = connected_call(&mut a, &mut b);
     a.write(StartVideo {
         call: a_call,
@@ -62,5 +107,159 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
         quality > 30.0,
         "PSNR of frame {} is {quality:.1} dB",
         stamp.counter
+    );
+}
+
+#[test]
+fn video_off_makes_the_stream_unavailable_and_the_texture_stops() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let camera = add_camera(&a, 320, 180, 30);
+    let (a_call, _, stream) = watching(&mut a, &mut b, camera);
+
+    a.write(StopVideo { call: a_call });
+    run_until(&mut [&mut a, &mut b], "B sees A's video unavailable", |c| {
+        c[1].app
+            .world()
+            .get::<RemoteVideoStream>(stream)
+            .is_some_and(|r| !r.is_available)
+    });
+    assert!(a.app.world().get::<LocalVideoStream>(a_call).is_none());
+    let settled =
+        stamp_after(&mut a, &mut b, stream, Duration::from_millis(300)).map(|s| s.counter);
+    let later = stamp_after(&mut a, &mut b, stream, Duration::from_secs(1)).map(|s| s.counter);
+    assert_eq!(
+        settled, later,
+        "B's texture kept updating after video went off"
+    );
+}
+
+#[test]
+fn switching_camera_shows_the_new_source_without_renegotiation() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let first = add_camera(&a, 320, 180, 30);
+    let second = add_camera(&a, 320, 180, 30);
+    let (a_call, _, stream) = watching(&mut a, &mut b, first);
+    assert_eq!(shown(&b, stream).unwrap().3.source, 1);
+
+    a.write(StartVideo {
+        call: a_call,
+        camera: second.clone(),
+    });
+    run_until(
+        &mut [&mut a, &mut b],
+        "B shows the second camera's pattern",
+        |c| shown(c[1], stream).is_some_and(|p| p.3.source == 2),
+    );
+    let local = a.app.world().get::<LocalVideoStream>(a_call).unwrap();
+    assert_eq!(local.camera, second);
+}
+
+#[test]
+fn after_unsubscribing_the_service_stops_sending() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let camera = add_camera(&a, 320, 180, 30);
+    let (_, _, stream) = watching(&mut a, &mut b, camera);
+    let bob = b.user.clone();
+    let video_to_bob = |s: &call_service::CallService| s.traffic_to(&bob).unwrap().video_bytes;
+
+    let before = video_to_bob(&service);
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(1));
+    let subscribed = video_to_bob(&service) - before;
+    assert!(
+        subscribed > 10_000,
+        "only {subscribed} video bytes in a subscribed second"
+    );
+
+    b.write(UnsubscribeVideo { stream });
+    run_until(&mut [&mut a, &mut b], "B's view goes", |c| {
+        c[1].app.world().get::<VideoView>(stream).is_none()
+    });
+    run_for(&mut [&mut a, &mut b], Duration::from_millis(300));
+    let after = video_to_bob(&service);
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(1));
+    assert_eq!(
+        video_to_bob(&service),
+        after,
+        "video still forwarded after unsubscribing"
+    );
+}
+
+#[test]
+fn one_receiver_renders_nine_senders() {
+    let service = service();
+    let shared = bevy_calling::DeviceManager::new();
+    let mut receiver = client(&service, "receiver", Mic::None);
+    let mut senders: Vec<Client> = (1..=9)
+        .map(|i| client_sharing_devices(&service, &format!("sender{i}"), &shared))
+        .collect();
+    let cameras: Vec<_> = (0..9)
+        .map(|_| shared.add_pattern_camera("pattern", 320, 180, 15))
+        .collect();
+
+    let mut all: Vec<&mut Client> = std::iter::once(&mut receiver)
+        .chain(senders.iter_mut())
+        .collect();
+    run_until(&mut all, "everyone signed in", |c| {
+        c.iter().all(|c| c.agent().is_connected())
+    });
+    let targets = all[1..].iter().map(|c| c.user.clone()).collect();
+    let agent = all[0].agent;
+    all[0].write(StartCall {
+        agent,
+        targets,
+        video: None,
+    });
+    run_until(&mut all, "nine incoming calls", |c| {
+        c[1..].iter_mut().all(|s| !s.calls().is_empty())
+    });
+    for (sender, camera) in all[1..].iter_mut().zip(&cameras) {
+        let call = sender.calls()[0].0;
+        sender.write(AcceptCall { call });
+        sender.write(StartVideo {
+            call,
+            camera: camera.clone(),
+        });
+    }
+    let mut streams = Vec::new();
+    run_until(
+        &mut all,
+        "nine available camera streams at the receiver",
+        |c| {
+            let call = c[0].calls()[0].0;
+            let users: Vec<_> = c[1..].iter().map(|s| s.user.clone()).collect();
+            streams = users
+                .iter()
+                .filter_map(|u| camera_stream(c[0], call, u))
+                .collect();
+            streams.len() == 9
+                && streams.iter().all(|&s| {
+                    c[0].app
+                        .world()
+                        .get::<RemoteVideoStream>(s)
+                        .is_some_and(|r| r.is_available)
+                })
+        },
+    );
+    for &stream in &streams {
+        all[0].write(SubscribeVideo { stream });
+    }
+    run_until(
+        &mut all,
+        "nine distinct cameras in the receiver's textures",
+        |c| {
+            let mut sources: Vec<u8> = streams
+                .iter()
+                .filter_map(|&s| shown(c[0], s).map(|p| p.3.source))
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
+            sources.len() == 9
+        },
     );
 }

@@ -55,9 +55,32 @@ pub fn client(service: &CallService, name: &str, mic: Mic) -> Client {
     client_with_token(service, name, mic, token)
 }
 
+/// A client whose device manager is `devices` (shared with other clients: pattern cameras added
+/// to it get distinct source ids).
+pub fn client_sharing_devices(
+    service: &CallService,
+    name: &str,
+    devices: &bevy_calling::DeviceManager,
+) -> Client {
+    let user = CommunicationIdentifier::user(name).expect("valid name");
+    let token = service.issue_token(&user, Duration::from_secs(3600)).token;
+    let mut app = App::new();
+    app.insert_resource(Devices(devices.clone()));
+    build_client(app, service, name, Mic::None, token)
+}
+
 /// A client that signs in with the given token.
 pub fn client_with_token(service: &CallService, name: &str, mic: Mic, token: String) -> Client {
-    let mut app = App::new();
+    build_client(App::new(), service, name, mic, token)
+}
+
+fn build_client(
+    mut app: App,
+    service: &CallService,
+    name: &str,
+    mic: Mic,
+    token: String,
+) -> Client {
     app.add_plugins((MinimalPlugins, CallingPlugin));
     let devices = app.world().resource::<Devices>().0.clone();
     let microphone = match mic {
@@ -255,9 +278,9 @@ pub fn is_connected(p: &RemoteParticipant) -> bool {
 }
 
 /// Adds a synthetic test-pattern camera to a client's device manager.
-pub fn add_camera(client: &Client, width: u32, height: u32) -> bevy_calling::DeviceId {
+pub fn add_camera(client: &Client, width: u32, height: u32, fps: u32) -> bevy_calling::DeviceId {
     let devices = client.app.world().resource::<Devices>().0.clone();
-    devices.add_pattern_camera("pattern", width, height, 30)
+    devices.add_pattern_camera("pattern", width, height, fps)
 }
 
 /// The stream entity of `participant`'s camera as `client` sees it in `call`, once it exists.

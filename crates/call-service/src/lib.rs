@@ -23,3 +23,4 @@ pub mod switchboard;
 pub mod token;
 
 pub use service::{CallService, ServiceConfig, ServiceError};
+pub use sfu::PeerTraffic;

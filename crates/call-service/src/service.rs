@@ -1,6 +1,7 @@
 //! Starting and stopping a whole service: signaling, tokens and the SFU, on threads of its own.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use axum::serve::ListenerExt;
 use call_protocol::CommunicationIdentifier;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sfu::Sfu;
+use crate::sfu::{PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
 use crate::token::{IssuedToken, TokenIssuer};
 
@@ -68,6 +69,8 @@ pub struct CallService {
     http_addr: SocketAddr,
     media_addr: SocketAddr,
     issuer: TokenIssuer,
+    shared: Arc<Shared>,
+    traffic: Traffic,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -106,8 +109,12 @@ impl CallService {
         udp.set_nonblocking(true)
             .map_err(bind_error("media", media_addr))?;
 
-        let shared_issuer = issuer.clone();
         let dev_tokens = config.dev_tokens;
+        let (media_tx, media_rx) = mpsc::unbounded_channel();
+        let (facts_tx, facts_rx) = mpsc::unbounded_channel();
+        let shared = Shared::new(media_tx, issuer.clone());
+        let traffic = Traffic::default();
+        let (sfu_traffic, handle) = (traffic.clone(), shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("call-service".into())
@@ -123,10 +130,7 @@ impl CallService {
                             return;
                         }
                     };
-                    let (media_tx, media_rx) = mpsc::unbounded_channel();
-                    let (facts_tx, facts_rx) = mpsc::unbounded_channel();
-                    let sfu = Sfu::new(udp, media_addr, facts_tx);
-                    let shared = Shared::new(media_tx, shared_issuer);
+                    let sfu = Sfu::new(udp, media_addr, facts_tx, sfu_traffic);
                     let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
                     tokio::spawn(shared.relay_facts(facts_rx));
@@ -155,6 +159,8 @@ impl CallService {
             http_addr,
             media_addr,
             issuer,
+            shared: handle,
+            traffic,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -178,6 +184,13 @@ impl CallService {
     /// Signs a token for `user` with this service's secret.
     pub fn issue_token(&self, user: &CommunicationIdentifier, ttl: Duration) -> IssuedToken {
         self.issuer.issue(user, ttl)
+    }
+
+    /// The media the SFU has sent to a signed-in user so far (payload bytes per kind), or `None`
+    /// when the user is not signed in.
+    pub fn traffic_to(&self, user: &CommunicationIdentifier) -> Option<PeerTraffic> {
+        let session = self.shared.session_of(user)?;
+        Some(self.traffic.of(session))
     }
 
     /// The issuer, for tokens with explicit times (tests of expiry).

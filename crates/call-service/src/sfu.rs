@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use call_protocol::{AUDIO_SLOTS, CallId, VIDEO_SLOTS};
@@ -78,6 +79,40 @@ pub enum MediaCommand {
     },
 }
 
+/// Media bytes the SFU sent to one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerTraffic {
+    /// RTP payload bytes of audio.
+    pub audio_bytes: u64,
+    /// RTP payload bytes of video.
+    pub video_bytes: u64,
+}
+
+/// What the SFU sent to each peer, readable from outside the media loop.
+#[derive(Clone, Debug, Default)]
+pub struct Traffic(Arc<Mutex<HashMap<SessionId, PeerTraffic>>>);
+
+impl Traffic {
+    /// What was sent to `session` so far.
+    pub fn of(&self, session: SessionId) -> PeerTraffic {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn add(&self, session: SessionId, kind: MediaKind, bytes: usize) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = all.entry(session).or_default();
+        match kind {
+            MediaKind::Audio => entry.audio_bytes += bytes as u64,
+            MediaKind::Video => entry.video_bytes += bytes as u64,
+        }
+    }
+}
+
 /// Something the media loop observed that signaling tells clients about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaFact {
@@ -135,6 +170,7 @@ pub struct Sfu {
     cert: Option<DtlsCert>,
     /// The peer whose `Rtc` is being driven, so a str0m panic drops that peer alone.
     current: Option<SessionId>,
+    traffic: Traffic,
 }
 
 impl Sfu {
@@ -144,6 +180,7 @@ impl Sfu {
         socket: UdpSocket,
         local: SocketAddr,
         facts: mpsc::UnboundedSender<MediaFact>,
+        traffic: Traffic,
     ) -> Self {
         Self {
             socket,
@@ -156,6 +193,7 @@ impl Sfu {
                 .dtls_provider
                 .generate_certificate(),
             current: None,
+            traffic,
         }
     }
 
@@ -503,6 +541,7 @@ impl Sfu {
             };
             let (seq, ts) =
                 lane.legs[leg.slot].map(from, *packet.seq_no, packet.header.timestamp, ticks);
+            self.traffic.add(leg.to, kind, packet.payload.len());
             if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(
                     RtpWrite::new(

@@ -53,6 +53,14 @@ impl Shared {
         })
     }
 
+    /// The session a user is signed in on.
+    pub(crate) fn session_of(&self, user: &CommunicationIdentifier) -> Option<SessionId> {
+        self.board
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .session_of(user)
+    }
+
     /// Runs `f` on the switchboard and applies its effects while still holding the lock, so
     /// every client sees messages in the order the switchboard decided them.
     fn with_board<T>(&self, f: impl FnOnce(&mut Switchboard) -> (T, Vec<Outbound>)) -> T {

@@ -160,6 +160,11 @@ impl Switchboard {
         );
     }
 
+    /// The session a user is reached on.
+    pub fn session_of(&self, user: &CommunicationIdentifier) -> Option<SessionId> {
+        self.by_user.get(user).copied()
+    }
+
     /// Removes a session that went away: it leaves every call it was in.
     pub fn sign_out(&mut self, session: SessionId) -> Vec<Outbound> {
         let Some(calls) = self.sessions.get(&session).map(|s| s.calls.clone()) else {
