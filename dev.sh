@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Build dependencies: cpal's ALSA backend (libasound2-dev, pkg-config), the bundled libopus and
-# str0m's aws-lc-rs (cmake, a C/C++ compiler).
-APT_PACKAGES=(build-essential pkg-config cmake libasound2-dev)
+# str0m's aws-lc-rs (cmake, a C/C++ compiler), openh264's assembly (nasm; without it openh264
+# silently builds a slower C-only codec) and nokhwa's V4L2 bindings (libclang-dev, for bindgen).
+APT_PACKAGES=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev)
 # Test peers: a private PulseAudio daemon gives cpal a real (null-sink) speaker and microphone
 # through ALSA's pulse plugin; nftables drops packets on loopback for the packet-loss test.
 TEST_APT_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins nftables)

@@ -1,4 +1,4 @@
-//! Synthetic cameras: the moving test pattern, and a Y4M file played in a loop. Each runs on a
+//! The camera handle, and the synthetic cameras: the moving test pattern, and a Y4M file played in a loop. Each runs on a
 //! thread of its own, paced on absolute deadlines at its frame rate.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use crate::video::VideoFrame;
 use crate::video::pattern::{self, FrameStamp};
 
 /// Frames a camera channel holds; a frame the encoder cannot take yet is dropped, never queued.
-const CAMERA_QUEUE_FRAMES: usize = 2;
+pub(super) const CAMERA_QUEUE_FRAMES: usize = 2;
 
 /// An open camera. Frames arrive on [`Camera::frames`]; dropping it stops capture.
 pub struct Camera {
@@ -57,11 +57,21 @@ fn spawn_camera(
             }
         }
     })?;
-    Ok(Camera {
-        frames,
-        id: id.clone(),
-        _running: running,
-    })
+    Ok(Camera::new(id.clone(), frames, running))
+}
+
+impl Camera {
+    pub(super) fn new(
+        id: DeviceId,
+        frames: crossbeam_channel::Receiver<VideoFrame>,
+        running: Running,
+    ) -> Self {
+        Self {
+            frames,
+            id,
+            _running: running,
+        }
+    }
 }
 
 pub(super) fn open_pattern(id: &DeviceId, s: PatternSettings) -> Result<Camera, String> {

@@ -7,6 +7,7 @@
 
 mod camera;
 mod host;
+mod host_camera;
 mod synthetic;
 
 use std::path::PathBuf;
@@ -305,7 +306,7 @@ impl DeviceManager {
     /// synthetic ones.
     pub fn list(&self, kind: DeviceKind) -> Vec<DeviceInfo> {
         let mut devices = match kind {
-            DeviceKind::Camera => Vec::new(),
+            DeviceKind::Camera => host_camera::list(),
             _ => host::list(kind),
         };
         devices.extend(
@@ -384,7 +385,7 @@ impl DeviceManager {
             Some(Synthetic::Y4mCamera(path)) => camera::open_y4m(id, &path).map_err(open_error),
             // synthetic() returned a camera: it checked the kind.
             Some(_) => unreachable!("synthetic() checked the kind"),
-            None => Err(DeviceError::NotFound(id.clone())),
+            None => host_camera::open(id),
         }
     }
 
@@ -491,5 +492,48 @@ mod tests {
         drop(open);
         assert!(recording.len() >= 4 * 480, "recorded {}", recording.len());
         assert!(recording.started_at().is_some());
+    }
+
+    #[test]
+    fn synthetic_cameras_are_listed_and_a_y4m_file_plays() {
+        let dir = std::env::temp_dir().join(format!("bevy_calling_y4m_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("two_frames.y4m");
+        {
+            let file = std::fs::File::create(&path).unwrap();
+            let mut encoder = y4m::encode(64, 36, y4m::Ratio::new(30, 1))
+                .with_colorspace(y4m::Colorspace::C420jpeg)
+                .write_header(file)
+                .unwrap();
+            for luma in [40u8, 200] {
+                let (y, uv) = (vec![luma; 64 * 36], vec![128u8; 32 * 18]);
+                encoder
+                    .write_frame(&y4m::Frame::new([&y, &uv, &uv], None))
+                    .unwrap();
+            }
+        }
+        let devices = DeviceManager::new();
+        let file_camera = devices.add_y4m_camera("file", &path);
+        let pattern = devices.add_pattern_camera("pattern", 320, 180, 30);
+        let cameras = devices.list(DeviceKind::Camera);
+        for id in [&file_camera, &pattern] {
+            let info = cameras.iter().find(|d| &d.id == id).expect("listed");
+            assert_eq!(info.facing, Some(CameraFacing::Virtual));
+        }
+        let open = devices.open_camera(&file_camera).unwrap();
+        let lumas: Vec<u8> = (0..3)
+            .map(|_| open.frames.recv().unwrap())
+            .map(|f| {
+                assert_eq!((f.width, f.height), (64, 36));
+                f.y[0]
+            })
+            .collect();
+        assert_eq!(lumas, vec![40, 200, 40], "plays the file in a loop");
+        let missing = devices.add_y4m_camera("missing", dir.join("none.y4m"));
+        assert!(matches!(
+            devices.open_camera(&missing),
+            Err(DeviceError::Open { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
