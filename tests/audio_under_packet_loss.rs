@@ -6,63 +6,7 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-/// An nftables table of this test's own, deleted when dropped.
-struct Impairment {
-    table: String,
-}
-
-impl Impairment {
-    fn drop_one_in(n: u32, udp_port: u16) -> Self {
-        let table = format!("bevy_calling_loss_{}", std::process::id());
-        let script = format!(
-            "add table inet {table}\n\
-             add chain inet {table} input {{ type filter hook input priority 0; }}\n\
-             add rule inet {table} input udp dport {udp_port} numgen random mod {n} == 0 counter drop\n"
-        );
-        let status = Command::new("nft")
-            .args(["-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .expect("piped")
-                    .write_all(script.as_bytes())?;
-                child.wait()
-            })
-            .expect("nft runs (./dev.sh test installs nftables)");
-        assert!(status.success(), "nft refused the rule (root is needed)");
-        Self { table }
-    }
-
-    /// Packets the rule dropped so far.
-    fn dropped(&self) -> u64 {
-        let out = Command::new("nft")
-            .args(["list", "table", "inet", &self.table])
-            .output()
-            .expect("nft runs");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.split("counter packets ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Impairment {
-    fn drop(&mut self) {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &self.table])
-            .status();
-    }
-}
 
 /// The longest run of exactly-zero samples, in samples.
 fn longest_digital_silence(samples: &[f32]) -> usize {

@@ -86,7 +86,6 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
         },
     );
     let stream = stream.unwrap();
-    assert!(a.app.world().get::<LocalVideoStream>(a_call).is_some());
     b.write(SubscribeVideo { stream });
 
     let mut picture = None;
@@ -100,6 +99,27 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
     );
     let (rgba, w, h, stamp) = picture.unwrap();
     assert_eq!((w, h), (640, 360));
+    // A's own preview shows what it sends.
+    let preview = a
+        .app
+        .world()
+        .get::<LocalVideoStream>(a_call)
+        .unwrap()
+        .preview
+        .clone();
+    let images = a
+        .app
+        .world()
+        .resource::<bevy::prelude::Assets<bevy::prelude::Image>>();
+    let shown_locally = images.get(&preview).and_then(|i| {
+        let size = i.texture_descriptor.size;
+        pattern::read_rgba(i.data.as_deref()?, size.width, size.height)
+    });
+    assert_eq!(
+        shown_locally.map(|s| s.source),
+        Some(1),
+        "the local preview shows the camera"
+    );
     let mut reference = vec![0; rgba.len()];
     pattern::draw(stamp, w, h).to_rgba(&mut reference);
     let quality = psnr(&rgba, &reference);
@@ -119,13 +139,14 @@ fn video_off_makes_the_stream_unavailable_and_the_texture_stops() {
     let (a_call, _, stream) = watching(&mut a, &mut b, camera);
 
     a.write(StopVideo { call: a_call });
-    run_until(&mut [&mut a, &mut b], "B sees A's video unavailable", |c| {
-        c[1].app
-            .world()
-            .get::<RemoteVideoStream>(stream)
-            .is_some_and(|r| !r.is_available)
+    run_until(&mut [&mut a, &mut b], "A's video off on both sides", |c| {
+        c[0].app.world().get::<LocalVideoStream>(a_call).is_none()
+            && c[1]
+                .app
+                .world()
+                .get::<RemoteVideoStream>(stream)
+                .is_some_and(|r| !r.is_available)
     });
-    assert!(a.app.world().get::<LocalVideoStream>(a_call).is_none());
     let settled =
         stamp_after(&mut a, &mut b, stream, Duration::from_millis(300)).map(|s| s.counter);
     let later = stamp_after(&mut a, &mut b, stream, Duration::from_secs(1)).map(|s| s.counter);
@@ -261,5 +282,79 @@ fn one_receiver_renders_nine_senders() {
             sources.dedup();
             sources.len() == 9
         },
+    );
+}
+
+#[test]
+fn a_call_started_with_video_on_shows_video() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let camera = add_camera(&a, 320, 180, 30);
+    run_until(&mut [&mut a, &mut b], "both connected", |c| {
+        c.iter().all(|c| c.agent().is_connected())
+    });
+    let (agent, bob) = (a.agent, b.user.clone());
+    a.write(StartCall {
+        agent,
+        targets: vec![bob],
+        video: Some(camera),
+    });
+    let mut b_call = None;
+    run_until(&mut [&mut a, &mut b], "B is called", |c| {
+        b_call = c[1].calls().first().map(|(e, _)| *e);
+        b_call.is_some()
+    });
+    b.write(AcceptCall {
+        call: b_call.unwrap(),
+    });
+    let alice = a.user.clone();
+    let mut stream = None;
+    run_until(&mut [&mut a, &mut b], "A's video available at B", |c| {
+        stream = camera_stream(c[1], b_call.unwrap(), &alice);
+        stream.is_some_and(|s| {
+            c[1].app
+                .world()
+                .get::<RemoteVideoStream>(s)
+                .is_some_and(|r| r.is_available)
+        })
+    });
+    b.write(SubscribeVideo {
+        stream: stream.unwrap(),
+    });
+    run_until(&mut [&mut a, &mut b], "A's pattern in B's texture", |c| {
+        shown(c[1], stream.unwrap()).is_some_and(|p| p.3.source == 1)
+    });
+}
+
+#[test]
+fn video_recovers_from_packet_loss_with_keyframe_requests_and_retransmission() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let camera = add_camera(&a, 640, 360, 30);
+    let (_, _, stream) = watching(&mut a, &mut b, camera);
+
+    let loss = Impairment::drop_one_in(10, service.media_addr().port());
+    let start = shown(&b, stream).unwrap().3.counter;
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(3));
+    let dropped = loss.dropped();
+    drop(loss);
+    let (rgba, w, h, stamp) = shown(&b, stream).expect("a picture");
+    assert!(
+        dropped >= 10,
+        "the impairment dropped only {dropped} packets"
+    );
+    assert!(
+        stamp.counter >= start + 30,
+        "B's video stalled under loss: frame {} three seconds after frame {start}",
+        stamp.counter
+    );
+    let mut reference = vec![0; rgba.len()];
+    pattern::draw(stamp, w, h).to_rgba(&mut reference);
+    let quality = psnr(&rgba, &reference);
+    assert!(
+        quality > 30.0,
+        "a corrupted picture under loss: {quality:.1} dB"
     );
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
@@ -343,5 +344,61 @@ pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
         f64::INFINITY
     } else {
         10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
+/// An nftables table of this test's own, deleted when dropped.
+pub struct Impairment {
+    table: String,
+}
+
+impl Impairment {
+    pub fn drop_one_in(n: u32, udp_port: u16) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let table = format!("bevy_calling_loss_{}_{seq}", std::process::id());
+        let script = format!(
+            "add table inet {table}\n\
+             add chain inet {table} input {{ type filter hook input priority 0; }}\n\
+             add rule inet {table} input udp dport {udp_port} numgen random mod {n} == 0 counter drop\n"
+        );
+        let status = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(script.as_bytes())?;
+                child.wait()
+            })
+            .expect("nft runs (./dev.sh test installs nftables)");
+        assert!(status.success(), "nft refused the rule (root is needed)");
+        Self { table }
+    }
+
+    /// Packets the rule dropped so far.
+    pub fn dropped(&self) -> u64 {
+        let out = Command::new("nft")
+            .args(["list", "table", "inet", &self.table])
+            .output()
+            .expect("nft runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split("counter packets ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Impairment {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
     }
 }

@@ -17,6 +17,7 @@ pub mod audio;
 mod connection;
 pub mod device;
 mod engine;
+mod seq;
 mod signaling;
 pub mod video;
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::seq::SeqUnwrapper;
+
 /// The fewest frames buffered before playout starts.
 const MIN_TARGET: usize = 1;
 /// The most frames the adaptive target grows to (200 ms).
@@ -38,7 +40,7 @@ pub enum Pull {
 #[derive(Debug)]
 pub struct JitterBuffer {
     packets: BTreeMap<u64, Bytes>,
-    highest: Option<u64>,
+    sequence: SeqUnwrapper,
     next: Option<u64>,
     target: usize,
     concealed_in_row: u32,
@@ -50,7 +52,7 @@ impl Default for JitterBuffer {
     fn default() -> Self {
         Self {
             packets: BTreeMap::new(),
-            highest: None,
+            sequence: SeqUnwrapper::default(),
             next: None,
             target: MIN_TARGET,
             concealed_in_row: 0,
@@ -66,27 +68,12 @@ impl JitterBuffer {
         self.target
     }
 
-    /// Extends a 16-bit sequence number to the one nearest the highest seen.
-    fn extend(&self, seq: u16) -> u64 {
-        let Some(highest) = self.highest else {
-            // Start high enough that early reordering never goes below zero.
-            return (1 << 16) + seq as u64;
-        };
-        let base = highest & !0xFFFF;
-        [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
-            .into_iter()
-            .map(|b| b + seq as u64)
-            .min_by_key(|c| c.abs_diff(highest))
-            .unwrap_or(base + seq as u64)
-    }
-
     /// Adds a received packet.
     pub fn push(&mut self, seq: u16, payload: Bytes) {
-        let seq = self.extend(seq);
+        let seq = self.sequence.unwrap(seq);
         if self.next.is_some_and(|n| seq < n) {
             return;
         }
-        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
         self.packets.insert(seq, payload);
         while self.packets.len() > CAPACITY {
             self.packets.pop_first();

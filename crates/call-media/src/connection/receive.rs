@@ -1,7 +1,9 @@
-//! Remote tracks: audio packets go to the playout's jitter buffers; video packets are
-//! reassembled into H.264 access units and decoded on a thread per receive slot into that slot's
-//! [`FrameSlot`]. A gap or a decode error asks the sender for a keyframe (PLI).
+//! Remote tracks: audio packets go to the playout's jitter buffers; video packets are put back in
+//! order (waiting briefly for NACK/RTX repairs), reassembled into H.264 access units and decoded
+//! on a thread per receive slot into that slot's [`FrameSlot`]. A gap that is not repaired in time,
+//! or a decode error, asks the sender for a keyframe (PLI).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,12 +14,17 @@ use rtc::rtp::packetizer::Depacketizer;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::audio::Playout;
+use crate::seq::SeqUnwrapper;
 use crate::video::{FrameSlot, VideoDecoder};
 
 /// The least time between two PLIs for one stream.
 const PLI_GAP: Duration = Duration::from_millis(250);
 /// Access units waiting for the decoder; more means it is behind, and the newest are dropped.
 const DECODE_QUEUE: usize = 4;
+/// How long a gap may wait for its retransmission before the packets after it go on without it.
+const REPAIR_WAIT: Duration = Duration::from_millis(80);
+/// Packets held while waiting for a repair; beyond this the gap is given up at once.
+const REORDER_LIMIT: usize = 512;
 
 /// Which receive slot a remote track fills.
 #[derive(Clone, Copy, Debug)]
@@ -62,12 +69,18 @@ pub(super) async fn run(
     }
 }
 
-/// Reassembles one video stream's access units and feeds its decoder thread.
+/// Reorders one video stream's packets, reassembles access units and feeds its decoder thread.
 struct VideoReceiver {
+    sequence: SeqUnwrapper,
+    /// Packets after a gap, by extended sequence number, with their arrival time.
+    pending: BTreeMap<u64, (Instant, rtc::rtp::Packet)>,
+    next: Option<u64>,
+    /// The packets just before the next one were given up: whichever unit they belonged to is
+    /// broken.
+    gap_before_next: bool,
     depacketizer: H264Packet,
     access_unit: Vec<u8>,
     timestamp: Option<u32>,
-    last_seq: Option<u16>,
     intact: bool,
     decode: crossbeam_channel::Sender<Vec<u8>>,
     want_keyframe: Arc<AtomicBool>,
@@ -98,10 +111,13 @@ impl VideoReceiver {
             tracing::error!("could not start a video decoder thread: {e}");
         }
         Self {
+            sequence: SeqUnwrapper::default(),
+            pending: BTreeMap::new(),
+            next: None,
+            gap_before_next: false,
             depacketizer: H264Packet::default(),
             access_unit: Vec::new(),
             timestamp: None,
-            last_seq: None,
             intact: true,
             decode,
             want_keyframe,
@@ -112,16 +128,46 @@ impl VideoReceiver {
 
     /// Takes one RTP packet; returns a PLI to send when a keyframe is needed.
     fn packet(&mut self, packet: &rtc::rtp::Packet) -> Option<PictureLossIndication> {
-        let seq = packet.header.sequence_number;
-        if self.last_seq.is_some_and(|s| seq != s.wrapping_add(1)) {
-            // A gap: the depacketizer may hold half a fragment; the unit is broken.
-            self.intact = false;
-            self.depacketizer = H264Packet::default();
+        let seq = self.sequence.unwrap(packet.header.sequence_number);
+        if self.next.is_none_or(|next| seq >= next) {
+            self.pending.insert(seq, (Instant::now(), packet.clone()));
+            self.next.get_or_insert(seq);
+            self.drain();
         }
-        self.last_seq = Some(seq);
+        self.pli_if_wanted()
+    }
+
+    /// Assembles every packet that is next in order; gives up a gap once it waited too long.
+    fn drain(&mut self) {
+        while let Some(next) = self.next {
+            if let Some((_, packet)) = self.pending.remove(&next) {
+                self.next = Some(next + 1);
+                self.assemble(&packet);
+                continue;
+            }
+            let Some((&first, (arrived, _))) = self.pending.first_key_value() else {
+                return;
+            };
+            if arrived.elapsed() < REPAIR_WAIT && self.pending.len() < REORDER_LIMIT {
+                return;
+            }
+            self.next = Some(first);
+            self.gap_before_next = true;
+        }
+    }
+
+    fn assemble(&mut self, packet: &rtc::rtp::Packet) {
+        let gap = std::mem::take(&mut self.gap_before_next);
+        if gap {
+            // The depacketizer may hold half a fragment.
+            self.depacketizer = H264Packet::default();
+            self.intact = false;
+        }
         if self.timestamp != Some(packet.header.timestamp) {
             self.access_unit.clear();
             self.timestamp = Some(packet.header.timestamp);
+            // A new unit is whole unless the lost packets may have been its first ones.
+            self.intact = !gap;
         }
         match self.depacketizer.depacketize(&packet.payload) {
             Ok(nal) => self.access_unit.extend_from_slice(&nal),
@@ -144,7 +190,6 @@ impl VideoReceiver {
             self.intact = true;
             self.access_unit.clear();
         }
-        self.pli_if_wanted()
     }
 
     fn pli_if_wanted(&mut self) -> Option<PictureLossIndication> {
