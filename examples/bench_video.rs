@@ -158,7 +158,7 @@ fn accept_and_send(
     }
 }
 
-fn pump(sides: &mut [&mut Side], until: impl Fn(&mut [&mut Side]) -> bool, what: &str) {
+fn pump(sides: &mut [&mut Side], mut until: impl FnMut(&mut [&mut Side]) -> bool, what: &str) {
     let start = Instant::now();
     while !until(sides) {
         for s in sides.iter_mut() {
@@ -193,7 +193,9 @@ fn call_and_subscribe(
         targets,
         video: None,
     });
-    let mut streams: Vec<Entity> = Vec::new();
+    let mut all: Vec<&mut Side> = std::iter::once(receiver)
+        .chain(others.iter_mut().map(|o| &mut **o))
+        .collect();
     let available = |app: &mut App| -> Vec<Entity> {
         let mut q = app.world_mut().query::<(Entity, &RemoteVideoStream)>();
         q.iter(app.world())
@@ -201,37 +203,23 @@ fn call_and_subscribe(
             .map(|(e, _)| e)
             .collect()
     };
-    let start = Instant::now();
-    while streams.len() < count {
-        receiver.app.update();
-        for o in others.iter_mut() {
-            o.app.update();
-        }
-        streams = available(&mut receiver.app);
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "streams did not become available"
-        );
-        std::thread::sleep(Duration::from_micros(300));
-    }
+    pump(
+        &mut all,
+        |s| available(&mut s[0].app).len() == count,
+        "streams to become available",
+    );
+    let streams = available(&mut all[0].app);
     for &stream in &streams {
-        receiver
+        all[0]
             .app
             .world_mut()
             .write_message(SubscribeVideo { stream });
     }
-    let start = Instant::now();
-    while !streams.iter().all(|&s| stamp(&receiver.app, s).is_some()) {
-        receiver.app.update();
-        for o in others.iter_mut() {
-            o.app.update();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "pictures did not arrive"
-        );
-        std::thread::sleep(Duration::from_micros(300));
-    }
+    pump(
+        &mut all,
+        |s| streams.iter().all(|&st| stamp(&s[0].app, st).is_some()),
+        "pictures to arrive",
+    );
     streams
 }
 

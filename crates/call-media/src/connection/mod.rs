@@ -226,30 +226,12 @@ impl MediaConnection {
             camera_ssrc,
             Some(rand::random()),
         )?;
-        pc.add_transceiver_from_track(
-            mic.clone() as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .map_err(err)?;
+        send_only(&pc, &mic).await?;
         let mut ids = Vec::with_capacity(AUDIO_SLOTS + VIDEO_SLOTS);
         for _ in 0..AUDIO_SLOTS {
             ids.push(recv_only(&pc, RtpCodecKind::Audio).await?);
         }
-        pc.add_transceiver_from_track(
-            camera.clone() as Arc<dyn TrackLocal>,
-            Some(RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .map_err(err)?;
+        send_only(&pc, &camera).await?;
         for _ in 0..VIDEO_SLOTS {
             ids.push(recv_only(&pc, RtpCodecKind::Video).await?);
         }
@@ -366,6 +348,24 @@ impl MediaConnection {
             tracing::debug!("closing the media connection: {e}");
         }
     }
+}
+
+/// Adds a send-only transceiver for a local track.
+async fn send_only(
+    pc: &Arc<dyn PeerConnection>,
+    track: &Arc<TrackLocalStaticSample>,
+) -> Result<(), ConnectionError> {
+    pc.add_transceiver_from_track(
+        track.clone() as Arc<dyn TrackLocal>,
+        Some(RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        }),
+    )
+    .await
+    .map_err(err)?;
+    Ok(())
 }
 
 /// Adds a receive-only transceiver; returns its id, which its remote track reports on open.
