@@ -17,6 +17,8 @@ pub struct Camera {
     pub frames: crossbeam_channel::Receiver<VideoFrame>,
     /// The camera's id.
     pub id: DeviceId,
+    /// Frames per second it delivers (what the encoder plans its rate for).
+    pub fps: u32,
     _running: Running,
 }
 
@@ -57,18 +59,20 @@ fn spawn_camera(
             }
         }
     })?;
-    Ok(Camera::new(id.clone(), frames, running))
+    Ok(Camera::new(id.clone(), fps, frames, running))
 }
 
 impl Camera {
     pub(super) fn new(
         id: DeviceId,
+        fps: u32,
         frames: crossbeam_channel::Receiver<VideoFrame>,
         running: Running,
     ) -> Self {
         Self {
             frames,
             id,
+            fps,
             _running: running,
         }
     }

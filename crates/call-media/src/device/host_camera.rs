@@ -57,7 +57,7 @@ pub(super) fn open(id: &DeviceId) -> Result<Camera, DeviceError> {
                     return;
                 }
             };
-        let _ = started_tx.send(Ok(()));
+        let _ = started_tx.send(Ok(camera.frame_rate()));
         // `sleep_until(now)` only asks whether the camera was closed.
         while stop.sleep_until(Instant::now()) {
             let rgb = match camera.frame().and_then(|f| f.decode_image::<RgbFormat>()) {
@@ -81,7 +81,7 @@ pub(super) fn open(id: &DeviceId) -> Result<Camera, DeviceError> {
     })
     .map_err(open_error)?;
     match started.recv() {
-        Ok(Ok(())) => Ok(Camera::new(id.clone(), frames, running)),
+        Ok(Ok(fps)) => Ok(Camera::new(id.clone(), fps, frames, running)),
         Ok(Err(reason)) => Err(open_error(reason)),
         Err(_) => Err(open_error(
             "the camera thread ended before the stream started".into(),

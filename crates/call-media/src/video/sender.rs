@@ -42,8 +42,10 @@ impl VideoSender {
                 crossbeam_channel::select! {
                     recv(switches) -> switch => match switch {
                         Ok(next) => {
-                            // A new source starts with a keyframe, so receivers switch at once.
+                            // A new source starts with a keyframe, so receivers switch at once,
+                            // and with an encoder planned for its frame rate.
                             camera = next;
+                            encoder = None;
                             keyframe.store(true, Ordering::Relaxed);
                             last_capture = None;
                         }
@@ -55,9 +57,10 @@ impl VideoSender {
                             continue;
                         };
                         writer.publish(frame.width, frame.height, Some(frame.captured_at), |rgba| frame.to_rgba(rgba));
+                        let fps = camera.as_ref().map_or(30, |c| c.fps);
                         let encoder = match &mut encoder {
                             Some(e) => e,
-                            None => match VideoEncoder::new(frame.width, frame.height, 30) {
+                            None => match VideoEncoder::new(frame.width, frame.height, fps) {
                                 Ok(e) => encoder.insert(e),
                                 Err(e) => {
                                     tracing::error!("no H.264 encoder: {e}");
