@@ -169,9 +169,18 @@ impl VideoReceiver {
             // A new unit is whole unless the lost packets may have been its first ones.
             self.intact = !gap;
         }
-        match self.depacketizer.depacketize(&packet.payload) {
-            Ok(nal) => self.access_unit.extend_from_slice(&nal),
-            Err(_) => self.intact = false,
+        // webrtc-rs's STAP-A parser can index past a malformed packet's end; a bad publisher
+        // must cost its own picture, not this receiver's task.
+        let depacketized = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.depacketizer.depacketize(&packet.payload)
+        }));
+        match depacketized {
+            Ok(Ok(nal)) => self.access_unit.extend_from_slice(&nal),
+            Ok(Err(_)) => self.intact = false,
+            Err(_) => {
+                self.depacketizer = H264Packet::default();
+                self.intact = false;
+            }
         }
         if packet.header.marker {
             if self.intact && !self.access_unit.is_empty() {
@@ -207,5 +216,41 @@ impl VideoReceiver {
             sender_ssrc: 0,
             media_ssrc: self.media_ssrc,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16, timestamp: u32, marker: bool, payload: &'static [u8]) -> rtc::rtp::Packet {
+        let mut p = rtc::rtp::Packet::default();
+        p.header.sequence_number = seq;
+        p.header.timestamp = timestamp;
+        p.header.marker = marker;
+        p.payload = bytes::Bytes::from_static(payload);
+        p
+    }
+
+    #[test]
+    fn reordered_packets_make_one_unit_and_malformed_ones_do_not_panic() {
+        let mut receiver = VideoReceiver::start(0, FrameSlot::new(), 1);
+        receiver.want_keyframe.store(false, Ordering::Relaxed);
+        // A unit's packets arrive out of order: they are put back in order and nothing is lost.
+        receiver.packet(&packet(10, 90, false, &[0x41, 1]));
+        receiver.packet(&packet(12, 90, true, &[0x41, 3]));
+        receiver.packet(&packet(11, 90, false, &[0x41, 2]));
+        assert!(!receiver.want_keyframe.load(Ordering::Relaxed));
+        assert_eq!(
+            receiver.next.map(|n| n as u16),
+            Some(13),
+            "all three were assembled"
+        );
+        // A STAP-A with a stray trailing byte, which webrtc-rs's parser indexes past.
+        receiver.packet(&packet(13, 180, true, &[0x78, 0x00, 0x01, 0x41, 0x00]));
+        assert!(
+            receiver.want_keyframe.load(Ordering::Relaxed),
+            "a broken unit asks for a keyframe"
+        );
     }
 }
