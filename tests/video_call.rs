@@ -358,3 +358,30 @@ fn video_recovers_from_packet_loss_with_keyframe_requests_and_retransmission() {
         "a corrupted picture under loss: {quality:.1} dB"
     );
 }
+
+#[test]
+fn hanging_up_ends_video_state_on_both_sides() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let camera = add_camera(&a, 320, 180, 30);
+    let (a_call, b_call, stream) = watching(&mut a, &mut b, camera);
+    b.write(HangUp { call: b_call });
+    ended(&mut [&mut a, &mut b], 0, a_call);
+    ended(&mut [&mut a, &mut b], 1, b_call);
+    assert!(
+        a.app.world().get::<LocalVideoStream>(a_call).is_none(),
+        "A still shows video on"
+    );
+    assert!(
+        b.app.world().get::<VideoView>(stream).is_none(),
+        "B still has a view"
+    );
+    assert!(
+        !b.app
+            .world()
+            .get::<RemoteVideoStream>(stream)
+            .unwrap()
+            .is_available
+    );
+}

@@ -72,6 +72,19 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
             set_state(world, agent, &call_id, CallState::Connected, None)
         }
         AgentEvent::CallEnded { call_id, reason } => {
+            // Nothing is sent or received in an ended call: no video state may say otherwise.
+            if let Some(call) = find_call(world, agent, &call_id) {
+                world
+                    .entity_mut(call)
+                    .remove::<(LocalVideoStream, FrameFeed)>();
+                let participants = world
+                    .get::<Participants>(call)
+                    .map(|p| p.entities().to_vec())
+                    .unwrap_or_default();
+                for participant in participants {
+                    end_streams(world, participant);
+                }
+            }
             set_state(
                 world,
                 agent,
@@ -221,6 +234,23 @@ fn find_stream(
         })
 }
 
+/// A participant who is gone sends nothing: its streams become unavailable and lose their views.
+fn end_streams(world: &mut World, participant: Entity) {
+    let streams = world
+        .get::<Streams>(participant)
+        .map(|s| s.entities().to_vec())
+        .unwrap_or_default();
+    for stream in streams {
+        let mut entity = world.entity_mut(stream);
+        entity.remove::<(VideoView, FrameFeed)>();
+        if let Some(mut s) = entity.get_mut::<RemoteVideoStream>()
+            && s.is_available
+        {
+            s.is_available = false;
+        }
+    }
+}
+
 /// Makes a participant's stream entities match what the service says it offers.
 fn sync_streams(world: &mut World, participant: Entity, offered: &[StreamInfo]) {
     for info in offered {
@@ -309,6 +339,7 @@ fn participant_left(
         rp.is_speaking = false;
         rp.end_reason = Some(reason);
     }
+    end_streams(world, participant);
     world.write_message(ParticipantLeft {
         call,
         participant,
