@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use call_protocol::{AUDIO_SLOTS, CallId, VIDEO_SLOTS};
+use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 
 use crate::switchboard::SessionId;
 
@@ -17,12 +17,15 @@ pub struct Leg {
     pub slot: usize,
 }
 
+/// A video stream as the SFU routes it: whose, and which of their two (camera, screen).
+pub type VideoSource = (SessionId, MediaType);
+
 /// Who exchanges media with whom: audio by call membership, video by subscription.
 #[derive(Debug, Default)]
 pub struct Router {
     calls: HashMap<CallId, Vec<SessionId>>,
     call_of: HashMap<SessionId, CallId>,
-    video: HashMap<SessionId, [Option<SessionId>; VIDEO_SLOTS]>,
+    video: HashMap<SessionId, [Option<VideoSource>; VIDEO_SLOTS]>,
 }
 
 impl Router {
@@ -42,15 +45,15 @@ impl Router {
         self.calls.insert(call_id, members);
     }
 
-    /// Video receive slot `slot` of `to` now carries `from`'s camera (`None`: nothing).
-    pub fn set_video(&mut self, to: SessionId, slot: usize, from: Option<SessionId>) {
+    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
+    pub fn set_video(&mut self, to: SessionId, slot: usize, from: Option<VideoSource>) {
         if let Some(entry) = self.video.entry(to).or_default().get_mut(slot) {
             *entry = from;
         }
     }
 
-    /// The legs a video packet from `from` goes out on: every slot subscribed to it.
-    pub fn video_legs(&self, from: SessionId) -> Vec<Leg> {
+    /// The legs a video packet of stream `from` goes out on: every slot subscribed to it.
+    pub fn video_legs(&self, from: VideoSource) -> Vec<Leg> {
         self.video
             .iter()
             .flat_map(|(&to, slots)| {
@@ -63,8 +66,8 @@ impl Router {
             .collect()
     }
 
-    /// Whose video a receive slot carries.
-    pub fn video_source(&self, to: SessionId, slot: usize) -> Option<SessionId> {
+    /// Which stream a receive slot carries.
+    pub fn video_source(&self, to: SessionId, slot: usize) -> Option<VideoSource> {
         self.video
             .get(&to)
             .and_then(|slots| slots.get(slot).copied().flatten())
@@ -149,17 +152,21 @@ mod tests {
     #[test]
     fn video_goes_to_subscribed_slots_only() {
         let mut r = Router::default();
-        assert!(r.video_legs(1).is_empty());
-        r.set_video(2, 3, Some(1));
-        r.set_video(4, 0, Some(1));
-        let mut legs = r.video_legs(1);
+        let camera = (1, MediaType::Video);
+        let screen = (1, MediaType::ScreenSharing);
+        assert!(r.video_legs(camera).is_empty());
+        r.set_video(2, 3, Some(camera));
+        r.set_video(4, 0, Some(camera));
+        r.set_video(4, 1, Some(screen));
+        let mut legs = r.video_legs(camera);
         legs.sort_by_key(|l| l.to);
         assert_eq!(legs, vec![Leg { to: 2, slot: 3 }, Leg { to: 4, slot: 0 }]);
-        assert_eq!(r.video_source(2, 3), Some(1));
+        assert_eq!(r.video_legs(screen), vec![Leg { to: 4, slot: 1 }]);
+        assert_eq!(r.video_source(2, 3), Some(camera));
         r.set_video(2, 3, None);
-        assert_eq!(r.video_legs(1), vec![Leg { to: 4, slot: 0 }]);
+        assert_eq!(r.video_legs(camera), vec![Leg { to: 4, slot: 0 }]);
         // A slot out of range is ignored, not a panic.
-        r.set_video(2, VIDEO_SLOTS, Some(1));
+        r.set_video(2, VIDEO_SLOTS, Some(camera));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use call_protocol::{AUDIO_SLOTS, CallId, VIDEO_SLOTS};
+use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::KeyframeRequestKind;
@@ -21,7 +21,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::router::{Rebaser, Router};
+use crate::router::{Rebaser, Router, VideoSource};
 use crate::switchboard::SessionId;
 
 /// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
@@ -68,14 +68,14 @@ pub enum MediaCommand {
         /// The sessions; empty removes the call.
         members: Vec<SessionId>,
     },
-    /// Video receive slot `slot` of `to` now carries `from`'s camera (`None`: nothing).
+    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
     SetVideoRoute {
         /// The subscriber.
         to: SessionId,
         /// Its receive slot.
         slot: usize,
-        /// The publisher, or none.
-        from: Option<SessionId>,
+        /// The publisher and which of its streams, or none.
+        from: Option<VideoSource>,
     },
 }
 
@@ -128,16 +128,21 @@ pub enum MediaFact {
 /// One kind of media of a peer: the m-line it sends on, and its receive slots with their legs.
 #[derive(Default)]
 struct Lane {
-    send: Option<Mid>,
+    /// The client's send-only lines, in offer order: audio has the microphone; video has the
+    /// camera, then the screen share ([`VIDEO_SENDS`]).
+    send: Vec<Mid>,
     recv: Vec<Mid>,
     legs: Vec<Rebaser>,
 }
+
+/// What a client's video send lines carry, in offer order.
+const VIDEO_SENDS: [MediaType; 2] = [MediaType::Video, MediaType::ScreenSharing];
 
 impl Lane {
     fn add(&mut self, direction: Direction, mid: Mid, max_slots: usize) {
         match direction {
             // str0m's view is the reverse of the client's: the client's send-only line is ours to receive.
-            Direction::RecvOnly => self.send = Some(mid),
+            Direction::RecvOnly if self.send.len() < VIDEO_SENDS.len() => self.send.push(mid),
             Direction::SendOnly if self.recv.len() < max_slots => {
                 self.recv.push(mid);
                 self.legs.push(Rebaser::default());
@@ -154,7 +159,15 @@ struct Peer {
     connected: bool,
     last_speech: Option<Instant>,
     speaking: bool,
-    last_keyframe_request: Option<Instant>,
+    /// When each of its video streams was last asked for a keyframe.
+    last_keyframe_request: [Option<Instant>; VIDEO_SENDS.len()],
+}
+
+/// What a received packet is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Audio,
+    Video(MediaType),
 }
 
 /// The media loop's state. Runs on one task; nothing in it is shared.
@@ -315,7 +328,7 @@ impl Sfu {
                 connected: false,
                 last_speech: None,
                 speaking: false,
-                last_keyframe_request: None,
+                last_keyframe_request: [None; VIDEO_SENDS.len()],
             },
         ) {
             old.rtc.disconnect();
@@ -412,11 +425,14 @@ impl Sfu {
                             }
                         },
                         Event::RtpPacket(packet) => {
-                            let mid = packet_mid(peer, &packet);
-                            if mid.is_some() && mid == peer.audio.send {
-                                received.push((MediaKind::Audio, packet));
-                            } else if mid.is_some() && mid == peer.video.send {
-                                received.push((MediaKind::Video, packet));
+                            if let Some(mid) = packet_mid(peer, &packet) {
+                                if peer.audio.send.contains(&mid) {
+                                    received.push((Source::Audio, packet));
+                                } else if let Some(i) =
+                                    peer.video.send.iter().position(|m| *m == mid)
+                                {
+                                    received.push((Source::Video(VIDEO_SENDS[i]), packet));
+                                }
                             }
                         }
                         Event::KeyframeRequest(request) => {
@@ -435,11 +451,11 @@ impl Sfu {
                 }
             }
         };
-        for (kind, packet) in received {
-            if kind == MediaKind::Audio {
+        for (source, packet) in received {
+            if source == Source::Audio {
                 self.note_level(session, &packet);
             }
-            self.forward(session, kind, &packet);
+            self.forward(session, source, &packet);
         }
         for slot in keyframe_wanted {
             if let Some(from) = self.router.video_source(session, slot) {
@@ -475,34 +491,44 @@ impl Sfu {
         }
     }
 
-    /// Asks a publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_GAP`].
-    fn request_keyframe(&mut self, from: SessionId) {
+    /// Asks a publisher for a keyframe of one stream, at most once per [`KEYFRAME_REQUEST_GAP`].
+    fn request_keyframe(&mut self, (from, media_type): VideoSource) {
         let now = Instant::now();
         self.current = Some(from);
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
-        if peer
-            .last_keyframe_request
+        let Some(i) = VIDEO_SENDS.iter().position(|t| *t == media_type) else {
+            return;
+        };
+        if peer.last_keyframe_request[i]
             .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_GAP)
         {
             return;
         }
-        let Some(mid) = peer.video.send else {
+        let Some(&mid) = peer.video.send.get(i) else {
             return;
         };
         if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
-            peer.last_keyframe_request = Some(now);
+            peer.last_keyframe_request[i] = Some(now);
         }
     }
 
-    /// Sends a packet received from `from` out on every leg the router names for its kind.
-    fn forward(&mut self, from: SessionId, kind: MediaKind, packet: &RtpPacket) {
+    /// Sends a packet received from `from` out on every leg the router names for it.
+    fn forward(&mut self, from: SessionId, source: Source, packet: &RtpPacket) {
         let now = Instant::now();
-        let (legs, ticks) = match kind {
-            MediaKind::Audio => (self.router.audio_legs(from), OPUS_FRAME_TICKS),
-            MediaKind::Video => (self.router.video_legs(from), VIDEO_FRAME_TICKS),
+        let (legs, ticks, kind) = match source {
+            Source::Audio => (
+                self.router.audio_legs(from),
+                OPUS_FRAME_TICKS,
+                MediaKind::Audio,
+            ),
+            Source::Video(t) => (
+                self.router.video_legs((from, t)),
+                VIDEO_FRAME_TICKS,
+                MediaKind::Video,
+            ),
         };
         if legs.is_empty() {
             return;

@@ -26,14 +26,14 @@ pub enum Outbound {
         /// The sessions whose media is exchanged.
         members: Vec<SessionId>,
     },
-    /// Receive slot `slot` of session `to` now carries `from`'s video (`None`: nothing).
+    /// Receive slot `slot` of session `to` now carries a publisher's stream (`None`: nothing).
     VideoRoute {
         /// The subscriber.
         to: SessionId,
         /// Its receive slot.
         slot: usize,
-        /// The publisher, or none.
-        from: Option<SessionId>,
+        /// The publisher and which of its streams, or none.
+        from: Option<(SessionId, MediaType)>,
     },
 }
 
@@ -513,7 +513,7 @@ impl Switchboard {
             Outbound::VideoRoute {
                 to: session,
                 slot,
-                from: Some(publisher),
+                from: Some((publisher, media_type)),
             },
             Outbound::Send(
                 session,
@@ -862,7 +862,7 @@ mod tests {
         assert!(out.contains(&Outbound::VideoRoute {
             to: B,
             slot: 0,
-            from: Some(A)
+            from: Some((A, MediaType::Video))
         }));
         assert!(
             sent_to(&out, B)
@@ -874,7 +874,7 @@ mod tests {
         assert!(again.contains(&Outbound::VideoRoute {
             to: B,
             slot: 0,
-            from: Some(A)
+            from: Some((A, MediaType::Video))
         }));
 
         let out = sb
