@@ -75,6 +75,8 @@ impl Plugin for CallingPlugin {
             .add_message::<Unmute>()
             .add_message::<StartVideo>()
             .add_message::<StopVideo>()
+            .add_message::<StartScreenShare>()
+            .add_message::<StopScreenShare>()
             .add_message::<SubscribeVideo>()
             .add_message::<UnsubscribeVideo>()
             .add_message::<AgentConnectionChanged>()
@@ -99,8 +101,9 @@ pub mod prelude {
     pub use crate::{
         AcceptCall, AgentConfig, AgentConnection, Call, CallAgent, CallDirection, CallEndReason,
         CallState, CallStateChanged, CallSystems, CallingPlugin, CommunicationIdentifier, Devices,
-        HangUp, IncomingCall, LocalVideoStream, MediaType, Mute, ParticipantState, RejectCall,
-        RemoteParticipant, RemoteVideoStream, StartCall, StartVideo, StopVideo, SubscribeVideo,
-        Unmute, UnsubscribeVideo, VideoView,
+        HangUp, IncomingCall, LocalScreenShare, LocalVideoStream, MediaType, Mute,
+        ParticipantState, RejectCall, RemoteParticipant, RemoteVideoStream, StartCall,
+        StartScreenShare, StartVideo, StopScreenShare, StopVideo, SubscribeVideo, Unmute,
+        UnsubscribeVideo, VideoView,
     };
 }

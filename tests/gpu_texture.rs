@@ -33,30 +33,53 @@ struct Scenario {
     frames_shown: u32,
 }
 
-/// An X server of this test's own when there is no display.
-fn display() -> Option<Child> {
+/// An X server of this test's own, stopped when dropped (also when the test panics).
+struct XServer(Child);
+
+impl Drop for XServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts an X server when there is no display, on a free display number, and waits until it
+/// accepts connections.
+fn display() -> Option<XServer> {
     if std::env::var_os("DISPLAY").is_some() {
         return None;
     }
-    let number = 90 + std::process::id() % 100;
-    let server = Command::new("Xvfb")
-        .args([
-            format!(":{number}"),
-            "-screen".into(),
-            "0".into(),
-            "1280x720x24".into(),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("Xvfb is installed (./dev.sh test installs it)");
-    std::thread::sleep(Duration::from_millis(500));
+    let number = (90..200)
+        .find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists())
+        .expect("a free X display number");
+    let server = XServer(
+        Command::new("Xvfb")
+            .args([
+                format!(":{number}"),
+                "-screen".into(),
+                "0".into(),
+                "1280x720x24".into(),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("Xvfb is installed (./dev.sh test installs it)"),
+    );
+    let socket = format!("/tmp/.X11-unix/X{number}");
+    let start = Instant::now();
+    while !std::path::Path::new(&socket).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Xvfb did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: no other thread exists yet.
     unsafe { std::env::set_var("DISPLAY", format!(":{number}")) };
     Some(server)
 }
 
 fn main() {
-    let mut server = display();
+    let server = display();
     let service = CallService::start(ServiceConfig::default()).expect("service");
     let token = |name: &str| {
         service
@@ -105,9 +128,7 @@ fn main() {
     });
     app.run();
 
-    if let Some(server) = server.as_mut() {
-        let _ = server.kill();
-    }
+    drop(server);
     let outcome = verdict.0.lock().unwrap().clone();
     match outcome {
         Some(Ok(what)) => {

@@ -212,7 +212,7 @@ fn after_unsubscribing_the_service_stops_sending() {
 }
 
 #[test]
-fn one_receiver_renders_nine_senders() {
+fn one_receiver_renders_nine_cameras_and_a_screen_share() {
     let service = service();
     let shared = bevy_calling::DeviceManager::new();
     let mut receiver = client(&service, "receiver", Mic::None);
@@ -222,6 +222,8 @@ fn one_receiver_renders_nine_senders() {
     let cameras: Vec<_> = (0..9)
         .map(|_| shared.add_pattern_camera("pattern", 320, 180, 15))
         .collect();
+    // The screen share is a tenth pattern source, sent by the first sender beside its camera.
+    let screen = shared.add_pattern_camera("screen", 320, 180, 15);
 
     let mut all: Vec<&mut Client> = std::iter::once(&mut receiver)
         .chain(senders.iter_mut())
@@ -247,42 +249,45 @@ fn one_receiver_renders_nine_senders() {
             camera: camera.clone(),
         });
     }
-    let mut streams = Vec::new();
-    run_until(
-        &mut all,
-        "nine available camera streams at the receiver",
-        |c| {
-            let call = c[0].calls()[0].0;
-            let users: Vec<_> = c[1..].iter().map(|s| s.user.clone()).collect();
-            streams = users
-                .iter()
-                .filter_map(|u| camera_stream(c[0], call, u))
-                .collect();
-            streams.len() == 9
-                && streams.iter().all(|&s| {
-                    c[0].app
-                        .world()
-                        .get::<RemoteVideoStream>(s)
-                        .is_some_and(|r| r.is_available)
-                })
-        },
+    let call = all[1].calls()[0].0;
+    all[1].write(StartScreenShare {
+        call,
+        source: screen.clone(),
+    });
+    let mut streams: Vec<(Entity, MediaType)> = Vec::new();
+    run_until(&mut all, "nine cameras and a screen share available", |c| {
+        let mut q = c[0].app.world_mut().query::<(Entity, &RemoteVideoStream)>();
+        streams = q
+            .iter(c[0].app.world())
+            .filter(|(_, s)| s.is_available)
+            .map(|(e, s)| (e, s.media_type))
+            .collect();
+        streams.len() == 10
+    });
+    assert_eq!(
+        streams
+            .iter()
+            .filter(|(_, t)| *t == MediaType::ScreenSharing)
+            .count(),
+        1
     );
-    for &stream in &streams {
+    for &(stream, _) in &streams {
         all[0].write(SubscribeVideo { stream });
     }
     run_until(
         &mut all,
-        "nine distinct cameras in the receiver's textures",
+        "ten distinct sources in the receiver's textures",
         |c| {
             let mut sources: Vec<u8> = streams
                 .iter()
-                .filter_map(|&s| shown(c[0], s).map(|p| p.3.source))
+                .filter_map(|&(s, _)| shown(c[0], s).map(|p| p.3.source))
                 .collect();
             sources.sort_unstable();
             sources.dedup();
-            sources.len() == 9
+            sources.len() == 10
         },
     );
+    assert!(all[1].app.world().get::<LocalScreenShare>(call).is_some());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use call_protocol::{
 use super::{AgentLink, CallIndex};
 use crate::model::{
     AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState, CallStateChanged,
-    DeviceFailed, IncomingCall, LocalVideoStream, ParticipantLeft, ParticipantOf,
+    DeviceFailed, IncomingCall, LocalScreenShare, LocalVideoStream, ParticipantLeft, ParticipantOf,
     ParticipantUpdated, Participants, RemoteParticipant, RemoteVideoStream, RequestFailed,
     StreamOf, Streams, VideoView,
 };
@@ -76,7 +76,7 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
             if let Some(call) = find_call(world, agent, &call_id) {
                 world
                     .entity_mut(call)
-                    .remove::<(LocalVideoStream, FrameFeed)>();
+                    .remove::<(LocalVideoStream, LocalScreenShare, FrameFeed)>();
                 let participants = world
                     .get::<Participants>(call)
                     .map(|p| p.entities().to_vec())
@@ -119,24 +119,31 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         }
         AgentEvent::LocalVideo {
             call_id,
-            camera,
+            media_type,
+            source,
             preview,
         } => {
             let Some(call) = find_call(world, agent, &call_id) else {
                 return;
             };
-            match camera {
-                Some(camera) => {
+            match (media_type, source) {
+                (MediaType::Video, Some(camera)) => {
                     let feed = FrameFeed::new(preview, &mut world.resource_mut::<Assets<Image>>());
                     let preview = feed.image();
                     world
                         .entity_mut(call)
                         .insert((LocalVideoStream { camera, preview }, feed));
                 }
-                None => {
+                (MediaType::Video, None) => {
                     world
                         .entity_mut(call)
                         .remove::<(LocalVideoStream, FrameFeed)>();
+                }
+                (MediaType::ScreenSharing, Some(source)) => {
+                    world.entity_mut(call).insert(LocalScreenShare { source });
+                }
+                (MediaType::ScreenSharing, None) => {
+                    world.entity_mut(call).remove::<LocalScreenShare>();
                 }
             }
         }

@@ -2,13 +2,13 @@
 
 use bevy::prelude::*;
 use call_media::AgentCommand;
-use call_protocol::{CallEndReason, CallId};
+use call_protocol::{CallEndReason, CallId, MediaType};
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
     AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Mute,
-    ParticipantOf, RejectCall, RemoteParticipant, RemoteVideoStream, StartCall, StartVideo,
-    StopVideo, StreamOf, SubscribeVideo, Unmute, UnsubscribeVideo,
+    ParticipantOf, RejectCall, RemoteParticipant, RemoteVideoStream, StartCall, StartScreenShare,
+    StartVideo, StopScreenShare, StopVideo, StreamOf, SubscribeVideo, Unmute, UnsubscribeVideo,
 };
 
 /// The request messages, read together.
@@ -22,6 +22,8 @@ pub(crate) struct Requests<'w, 's> {
     unmute: MessageReader<'w, 's, Unmute>,
     start_video: MessageReader<'w, 's, StartVideo>,
     stop_video: MessageReader<'w, 's, StopVideo>,
+    start_screen: MessageReader<'w, 's, StartScreenShare>,
+    stop_screen: MessageReader<'w, 's, StopScreenShare>,
     subscribe: MessageReader<'w, 's, SubscribeVideo>,
     unsubscribe: MessageReader<'w, 's, UnsubscribeVideo>,
 }
@@ -137,17 +139,29 @@ pub(crate) fn send(
             .read()
             .map(|r| (r.call, CallRequest::SetMuted(false))),
     );
-    call_requests.extend(
-        requests
-            .start_video
-            .read()
-            .map(|r| (r.call, CallRequest::SetVideo(Some(r.camera.clone())))),
-    );
+    call_requests.extend(requests.start_video.read().map(|r| {
+        (
+            r.call,
+            CallRequest::SetVideo(MediaType::Video, Some(r.camera.clone())),
+        )
+    }));
+    call_requests.extend(requests.start_screen.read().map(|r| {
+        (
+            r.call,
+            CallRequest::SetVideo(MediaType::ScreenSharing, Some(r.source.clone())),
+        )
+    }));
+    call_requests.extend(requests.stop_screen.read().map(|r| {
+        (
+            r.call,
+            CallRequest::SetVideo(MediaType::ScreenSharing, None),
+        )
+    }));
     call_requests.extend(
         requests
             .stop_video
             .read()
-            .map(|r| (r.call, CallRequest::SetVideo(None))),
+            .map(|r| (r.call, CallRequest::SetVideo(MediaType::Video, None))),
     );
     for (call, request) in call_requests {
         let Ok((mut c, of)) = calls.get_mut(call) else {
@@ -165,10 +179,11 @@ pub(crate) fn send(
             CallRequest::HangUp if !ending => {
                 (AgentCommand::HangUp(id), Some(CallState::Disconnecting))
             }
-            CallRequest::SetVideo(camera) if !ending => (
+            CallRequest::SetVideo(media_type, source) if !ending => (
                 AgentCommand::SetVideo {
                     call_id: id,
-                    camera,
+                    media_type,
+                    source,
                 },
                 None,
             ),
@@ -199,5 +214,5 @@ enum CallRequest {
     Reject,
     HangUp,
     SetMuted(bool),
-    SetVideo(Option<call_media::device::DeviceId>),
+    SetVideo(MediaType, Option<call_media::device::DeviceId>),
 }

@@ -13,7 +13,9 @@ mod stream;
 pub use agent::{AgentCalls, CallAgent};
 pub use call::{Call, CallDirection, CallOf, CallState};
 pub use participant::{ParticipantOf, Participants, RemoteParticipant};
-pub use stream::{LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoView};
+pub use stream::{
+    LocalScreenShare, LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoView,
+};
 
 use bevy::prelude::*;
 use call_media::AgentConnection;
@@ -40,6 +42,23 @@ pub struct StartVideo {
     pub call: Entity,
     /// The camera.
     pub camera: DeviceId,
+}
+
+/// Request: share a screen in a call (ACS screen sharing, media type `ScreenSharing`), sent
+/// beside the camera. `source` is a camera-kind device that delivers the screen's frames.
+#[derive(Message, Clone, Debug)]
+pub struct StartScreenShare {
+    /// The [`Call`] entity.
+    pub call: Entity,
+    /// Where the frames come from.
+    pub source: DeviceId,
+}
+
+/// Request: stop sharing the screen in a call.
+#[derive(Message, Clone, Copy, Debug)]
+pub struct StopScreenShare {
+    /// The [`Call`] entity.
+    pub call: Entity,
 }
 
 /// Request: stop sending video in a call.

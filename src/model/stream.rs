@@ -39,6 +39,13 @@ pub struct VideoView {
     pub image: Handle<Image>,
 }
 
+/// This side's screen share in a call, present while sharing.
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
+pub struct LocalScreenShare {
+    /// Where its frames come from.
+    pub source: DeviceId,
+}
+
 /// This side's video in a call (ACS `LocalVideoStream`), present while video is on.
 #[derive(Component, Debug, Clone)]
 pub struct LocalVideoStream {

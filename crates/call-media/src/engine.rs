@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::audio::{Playout, VOICE_LEVEL, VoiceEncoder, audio_level};
-use crate::connection::{ConnectionEvent, MediaConnection};
+use crate::connection::{ConnectionEvent, MediaConnection, video_index};
 use crate::device::{
     DeviceError, DeviceId, DeviceKind, DeviceManager, FRAME_SAMPLES, Microphone, Speaker,
 };
@@ -69,12 +69,15 @@ pub enum AgentCommand {
         /// The new state.
         muted: bool,
     },
-    /// Send video from this camera in a call (start or switch), or stop (`None`).
+    /// Send a video stream in a call from this source (start or switch), or stop (`None`). The
+    /// source is a camera-kind device, for the screen share too.
     SetVideo {
         /// Which call.
         call_id: CallId,
-        /// The camera, or none.
-        camera: Option<DeviceId>,
+        /// Camera or screen share.
+        media_type: MediaType,
+        /// The source, or none.
+        source: Option<DeviceId>,
     },
     /// Receive a participant's video stream.
     Subscribe {
@@ -183,12 +186,15 @@ pub enum AgentEvent {
         /// What failed.
         error: DeviceError,
     },
-    /// This agent's video in a call started, switched camera, or stopped (`camera: None`).
+    /// This agent's camera or screen share in a call started, switched source, or stopped
+    /// (`source: None`).
     LocalVideo {
         /// The call.
         call_id: CallId,
-        /// The camera sending now, if any.
-        camera: Option<DeviceId>,
+        /// Camera or screen share.
+        media_type: MediaType,
+        /// The source sending now, if any.
+        source: Option<DeviceId>,
         /// What is being sent, as RGBA.
         preview: FrameSlot,
     },
@@ -354,8 +360,8 @@ struct CallEntry {
     /// `CallConnected` went out to the app.
     announced: bool,
     muted: bool,
-    /// The camera this call's video comes from, while video is on.
-    camera: Option<DeviceId>,
+    /// Where this call's camera and screen share come from, while on (by [`video_index`]).
+    video: [Option<DeviceId>; 2],
 }
 
 struct Session {
@@ -374,10 +380,11 @@ struct Session {
     microphone: Option<Microphone>,
     speaker: Option<Speaker>,
     devices_failed: bool,
-    video: VideoSender,
+    /// The camera's and the screen share's encoder threads (by [`video_index`]).
+    senders: [VideoSender; 2],
     video_units: mpsc::UnboundedReceiver<EncodedUnit>,
-    /// The camera the video sender has now.
-    camera: Option<DeviceId>,
+    /// The sources the senders have now.
+    sources: [Option<DeviceId>; 2],
 }
 
 impl Session {
@@ -396,10 +403,14 @@ impl Session {
             .await
             .map_err(|e| media(e.to_string()))?;
         link.send(ClientMessage::Offer { sdp: offer });
-        let keyframe = Arc::new(AtomicBool::new(false));
-        connection.watch_keyframe_requests(keyframe.clone());
         let (units, video_units) = mpsc::unbounded_channel();
-        let video = VideoSender::start(units, keyframe).map_err(|e| media(e.to_string()))?;
+        let sender = |media_type| {
+            let keyframe = Arc::new(AtomicBool::new(false));
+            connection.watch_keyframe_requests(media_type, keyframe.clone());
+            VideoSender::start(media_type, units.clone(), keyframe)
+                .map_err(|e| media(e.to_string()))
+        };
+        let senders = [sender(MediaType::Video)?, sender(MediaType::ScreenSharing)?];
         Ok(Self {
             config,
             devices,
@@ -416,9 +427,9 @@ impl Session {
             microphone: None,
             speaker: None,
             devices_failed: false,
-            video,
+            senders,
             video_units,
-            camera: None,
+            sources: [None, None],
         })
     }
 
@@ -442,8 +453,8 @@ impl Session {
                     Some(e) => if let Err(e) = self.connection_event(e) { break Some(e) },
                     None => break Some(AgentError::Media("the connection's driver stopped".into())),
                 },
-                unit = self.video_units.recv() => if let Some((unit, duration)) = unit
-                    && let Err(e) = self.connection.send_video(unit, duration).await
+                unit = self.video_units.recv() => if let Some((media_type, unit, duration)) = unit
+                    && let Err(e) = self.connection.send_video(media_type, unit, duration).await
                 {
                     tracing::debug!("sending video failed: {e}");
                 },
@@ -475,7 +486,9 @@ impl Session {
         }
         self.microphone = None;
         self.speaker = None;
-        self.video.set_camera(None);
+        for sender in &self.senders {
+            sender.set_camera(None);
+        }
         self.connection.close().await;
         self.link.close(Duration::from_millis(500)).await;
         outcome
@@ -494,12 +507,16 @@ impl Session {
                     targets,
                 });
                 if camera.is_some() {
-                    self.set_video(call_id, camera);
+                    self.set_video(call_id, MediaType::Video, camera);
                 }
                 return;
             }
-            AgentCommand::SetVideo { call_id, camera } => {
-                self.set_video(call_id, camera);
+            AgentCommand::SetVideo {
+                call_id,
+                media_type,
+                source,
+            } => {
+                self.set_video(call_id, media_type, source);
                 return;
             }
             AgentCommand::Subscribe {
@@ -561,9 +578,9 @@ impl Session {
                 if self
                     .calls
                     .remove(&call_id)
-                    .is_some_and(|c| c.camera.is_some())
+                    .is_some_and(|c| c.video.iter().any(Option::is_some))
                 {
-                    self.update_camera();
+                    self.update_sources();
                 }
                 self.emit(AgentEvent::CallEnded { call_id, reason });
                 self.update_devices();
@@ -660,56 +677,60 @@ impl Session {
         self.update_devices();
     }
 
-    /// Starts, switches or stops a call's video, and tells the service and the app.
-    fn set_video(&mut self, call_id: CallId, camera: Option<DeviceId>) {
+    /// Starts, switches or stops a call's camera or screen share, and tells the service and the app.
+    fn set_video(&mut self, call_id: CallId, media_type: MediaType, source: Option<DeviceId>) {
+        let i = video_index(media_type);
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
-        call.camera = camera;
-        self.update_camera();
-        let camera = self.calls.get(&call_id).and_then(|c| c.camera.clone());
+        call.video[i] = source;
+        self.update_sources();
+        let source = self.calls.get(&call_id).and_then(|c| c.video[i].clone());
         self.link.send(ClientMessage::SetVideo {
             call_id: call_id.clone(),
-            media_type: MediaType::Video,
-            on: camera.is_some(),
+            media_type,
+            on: source.is_some(),
         });
         self.emit(AgentEvent::LocalVideo {
             call_id,
-            camera,
-            preview: self.video.preview(),
+            media_type,
+            source,
+            preview: self.senders[i].preview(),
         });
     }
 
-    /// Points the video sender at the camera some call wants (one camera is sent at a time),
-    /// opening it if it changed. A camera that fails to open is reported and its calls' video
-    /// goes off, so no state claims video that is not sent.
-    fn update_camera(&mut self) {
-        let wanted = self.calls.values().find_map(|c| c.camera.clone());
-        if wanted == self.camera {
-            return;
-        }
-        let opened = match &wanted {
-            Some(id) => match self.devices.open_camera(id) {
-                Ok(camera) => Some(camera),
-                Err(error) => {
-                    for call in self
-                        .calls
-                        .values_mut()
-                        .filter(|c| c.camera.as_ref() == Some(id))
-                    {
-                        call.camera = None;
+    /// Points each video sender at the source some call wants (one camera and one screen share
+    /// are sent at a time), opening it if it changed. A source that fails to open is reported and
+    /// that stream goes off in its calls, so no state claims video that is not sent.
+    fn update_sources(&mut self) {
+        for i in 0..self.senders.len() {
+            let wanted = self.calls.values().find_map(|c| c.video[i].clone());
+            if wanted == self.sources[i] {
+                continue;
+            }
+            let opened = match &wanted {
+                Some(id) => match self.devices.open_camera(id) {
+                    Ok(camera) => Some(camera),
+                    Err(error) => {
+                        for call in self
+                            .calls
+                            .values_mut()
+                            .filter(|c| c.video[i].as_ref() == Some(id))
+                        {
+                            call.video[i] = None;
+                        }
+                        self.emit(AgentEvent::DeviceFailed {
+                            kind: DeviceKind::Camera,
+                            error,
+                        });
+                        None
                     }
-                    self.emit(AgentEvent::DeviceFailed {
-                        kind: DeviceKind::Camera,
-                        error,
-                    });
-                    None
-                }
-            },
-            None => None,
-        };
-        self.camera = opened.as_ref().map(|c| c.id.clone());
-        self.video.set_camera(opened);
+                },
+                None => None,
+            };
+            self.sources[i] = opened.as_ref().map(|c| c.id.clone());
+            self.senders[i].set_camera(opened);
+        }
     }
 
     /// Opens the devices while a call is connected and closes them when none is.

@@ -1,7 +1,8 @@
 //! The client's one WebRTC connection to the service, on webrtc-rs 0.21.
 //!
 //! It offers one send-only Opus m-line (the microphone, with the RFC 6464 audio-level extension),
-//! [`AUDIO_SLOTS`] receive-only audio lines, one send-only H.264 line (the camera, with RTX) and
+//! [`AUDIO_SLOTS`] receive-only audio lines, two send-only H.264 lines (camera, then screen share,
+//! each with RTX) and
 //! [`VIDEO_SLOTS`] receive-only video lines, all at sign-in, so calls and subscriptions never
 //! renegotiate. Received audio goes into the [`Playout`] jitter buffers; received video is
 //! decoded into one [`FrameSlot`] per receive slot. The webrtc-rs types stay inside this module.
@@ -14,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use call_protocol::{AUDIO_SLOTS, VIDEO_SLOTS};
+use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
 use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
 use rtc::media::Sample;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
@@ -79,10 +80,18 @@ pub(crate) struct MediaConnection {
     pc: Arc<dyn PeerConnection>,
     mic: Arc<TrackLocalStaticSample>,
     ssrc: u32,
-    camera: Arc<TrackLocalStaticSample>,
-    camera_ssrc: u32,
+    /// The camera's and the screen share's send tracks with their SSRCs, in [`video_index`] order.
+    video: [(Arc<TrackLocalStaticSample>, u32); 2],
     video_frames: Vec<FrameSlot>,
     closed: Arc<AtomicBool>,
+}
+
+/// Where a stream's send line is in [`MediaConnection`]'s order: camera first, screen second.
+pub(crate) fn video_index(media_type: MediaType) -> usize {
+    match media_type {
+        MediaType::Video => 0,
+        MediaType::ScreenSharing => 1,
+    }
 }
 
 /// A send-only track with an SSRC of its own (and an RTX SSRC for video).
@@ -218,20 +227,27 @@ impl MediaConnection {
         );
         let ssrc = rand::random::<u32>();
         let mic = local_track(RtpCodecKind::Audio, "microphone", opus, ssrc, None)?;
-        let camera_ssrc = rand::random::<u32>();
-        let camera = local_track(
-            RtpCodecKind::Video,
-            "camera",
-            h264,
-            camera_ssrc,
-            Some(rand::random()),
-        )?;
+        let video_track = |name: &str| -> Result<_, ConnectionError> {
+            let ssrc = rand::random::<u32>();
+            let track = local_track(
+                RtpCodecKind::Video,
+                name,
+                h264.clone(),
+                ssrc,
+                Some(rand::random()),
+            )?;
+            Ok((track, ssrc))
+        };
+        let video = [video_track("camera")?, video_track("screen")?];
         send_only(&pc, &mic).await?;
         let mut ids = Vec::with_capacity(AUDIO_SLOTS + VIDEO_SLOTS);
         for _ in 0..AUDIO_SLOTS {
             ids.push(recv_only(&pc, RtpCodecKind::Audio).await?);
         }
-        send_only(&pc, &camera).await?;
+        // The SFU takes the first send-only video line as the camera, the second as the screen.
+        for (track, _) in &video {
+            send_only(&pc, track).await?;
+        }
         for _ in 0..VIDEO_SLOTS {
             ids.push(recv_only(&pc, RtpCodecKind::Video).await?);
         }
@@ -245,8 +261,7 @@ impl MediaConnection {
                 pc,
                 mic,
                 ssrc,
-                camera,
-                camera_ssrc,
+                video,
                 video_frames,
                 closed: Arc::new(AtomicBool::new(false)),
             },
@@ -294,19 +309,21 @@ impl MediaConnection {
             .map_err(err)
     }
 
-    /// Sends one H.264 access unit (Annex-B) from the camera, lasting `duration`.
+    /// Sends one H.264 access unit (Annex-B) of a stream, lasting `duration`.
     pub(crate) async fn send_video(
         &self,
+        media_type: MediaType,
         access_unit: Vec<u8>,
         duration: Duration,
     ) -> Result<(), ConnectionError> {
+        let (track, ssrc) = &self.video[video_index(media_type)];
         let sample = Sample {
             data: Bytes::from(access_unit),
             duration,
             ..Sample::new(Instant::now())
         };
-        self.camera
-            .sample_writer(self.camera_ssrc, H264_PT)
+        track
+            .sample_writer(*ssrc, H264_PT)
             .write_sample(&sample)
             .await
             .map_err(err)
@@ -317,10 +334,10 @@ impl MediaConnection {
         self.video_frames.get(slot).cloned()
     }
 
-    /// Watches the camera track for keyframe requests (PLI/FIR from the SFU) and raises `flag`
-    /// for each. Starts polling once the track is bound, and stops when the connection closes.
-    pub(crate) fn watch_keyframe_requests(&self, flag: Arc<AtomicBool>) {
-        let camera = self.camera.clone();
+    /// Watches a stream's send track for keyframe requests (PLI/FIR from the SFU) and raises
+    /// `flag` for each. Starts polling once the track is bound, stops when the connection closes.
+    pub(crate) fn watch_keyframe_requests(&self, media_type: MediaType, flag: Arc<AtomicBool>) {
+        let camera = self.video[video_index(media_type)].0.clone();
         let closed = self.closed.clone();
         tokio::spawn(async move {
             while !closed.load(Ordering::Relaxed) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use call_protocol::MediaType;
 use tokio::sync::mpsc;
 
 use super::{FrameSlot, VideoEncoder};
@@ -13,8 +14,8 @@ use crate::device::Camera;
 /// A frame's duration when the camera gives no earlier frame to measure from (30 fps).
 const DEFAULT_FRAME: Duration = Duration::from_micros(33_333);
 
-/// An encoded access unit and how long it lasts.
-pub(crate) type EncodedUnit = (Vec<u8>, Duration);
+/// An encoded access unit, which stream it belongs to, and how long it lasts.
+pub(crate) type EncodedUnit = (MediaType, Vec<u8>, Duration);
 
 /// The encoder thread. Dropping it stops the thread.
 pub(crate) struct VideoSender {
@@ -27,6 +28,7 @@ impl VideoSender {
     /// Starts the thread. Units go to `units`; `keyframe` asks for an IDR (the next frame is one,
     /// then the flag clears).
     pub(crate) fn start(
+        media_type: MediaType,
         units: mpsc::UnboundedSender<EncodedUnit>,
         keyframe: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
@@ -76,7 +78,7 @@ impl VideoSender {
                         match encoder.encode(&frame, keyframe.swap(false, Ordering::Relaxed)) {
                             Ok((unit, _)) if unit.is_empty() => {}
                             Ok((unit, _)) => {
-                                if units.send((unit, duration)).is_err() {
+                                if units.send((media_type, unit, duration)).is_err() {
                                     break;
                                 }
                             }
