@@ -271,6 +271,34 @@ fn glass_to_glass() {
     println!(
         "glass-to-glass 640x360@30, one stream, {frames} frames in 10 s: p50 {p50:.1} ms p95 {p95:.1} ms"
     );
+
+    // Camera switch: a second pattern camera (source 2) replaces the first on the same stream.
+    let mut switches = Vec::new();
+    for (from, to) in [(1u8, 2u8), (2, 3), (3, 4), (4, 5), (5, 6)] {
+        let camera = a
+            .app
+            .world()
+            .resource::<Devices>()
+            .add_pattern_camera("pattern", 640, 360, 30);
+        let call = {
+            let mut q = a.app.world_mut().query_filtered::<Entity, With<Call>>();
+            q.iter(a.app.world()).next().expect("a call")
+        };
+        assert_eq!(stamp(&b.app, streams[0]).map(|s| s.source), Some(from));
+        let started = Instant::now();
+        a.app.world_mut().write_message(StartVideo { call, camera });
+        pump(
+            &mut [&mut a, &mut b],
+            |s| stamp(&s[1].app, streams[0]).is_some_and(|st| st.source == to),
+            "the switch",
+        );
+        switches.push(ms(started.elapsed()));
+    }
+    let (p50, _) = percentiles(switches.clone());
+    let max = switches.iter().copied().fold(0.0, f64::max);
+    println!(
+        "camera switch to the new source at the receiver, 5 switches: p50 {p50:.0} ms, max {max:.0} ms"
+    );
 }
 
 fn cpu_seconds() -> f64 {
