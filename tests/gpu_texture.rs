@@ -4,6 +4,8 @@
 //!
 //! winit needs the main thread, so this test has its own `main` (`harness = false`).
 
+mod common;
+
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,16 +225,7 @@ fn judge(image: &Image) -> Result<String, String> {
     }
     let stamp = pattern::read_rgba(&pixels, WIDTH, HEIGHT)
         .ok_or("the screenshot shows no readable stamp: the texture did not reach the screen")?;
-    let mut reference = vec![0; pixels.len()];
-    pattern::draw(stamp, WIDTH, HEIGHT).to_rgba(&mut reference);
-    let (mut sum, mut n) = (0.0f64, 0usize);
-    for (a, b) in pixels.chunks(4).zip(reference.chunks(4)) {
-        for c in 0..3 {
-            sum += (a[c] as f64 - b[c] as f64).powi(2);
-            n += 1;
-        }
-    }
-    let psnr = 10.0 * (255.0f64 * 255.0 / (sum / n as f64).max(1e-9)).log10();
+    let psnr = common::psnr_against_source(&pixels, WIDTH, HEIGHT, stamp);
     if psnr < 30.0 {
         return Err(format!(
             "frame {} on screen at only {psnr:.1} dB",

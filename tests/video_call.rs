@@ -29,17 +29,7 @@ fn watching(
         camera,
     });
     let alice = a.user.clone();
-    let mut stream = None;
-    run_until(&mut [a, b], "B sees A's camera stream available", |c| {
-        stream = camera_stream(c[1], b_call, &alice);
-        stream.is_some_and(|s| {
-            c[1].app
-                .world()
-                .get::<RemoteVideoStream>(s)
-                .is_some_and(|r| r.is_available)
-        })
-    });
-    let stream = stream.expect("a stream");
+    let stream = available_camera_stream(&mut [a, b], 1, b_call, &alice);
     b.write(SubscribeVideo { stream });
     run_until(&mut [a, b], "a stamped picture in B's texture", |c| {
         shown(c[1], stream).is_some()
@@ -71,21 +61,7 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
     });
     let alice = a.user.clone();
 
-    let mut stream = None;
-    run_until(
-        &mut [&mut a, &mut b],
-        "B sees A's camera stream available",
-        |c| {
-            stream = camera_stream(c[1], b_call, &alice);
-            stream.is_some_and(|s| {
-                c[1].app
-                    .world()
-                    .get::<RemoteVideoStream>(s)
-                    .is_some_and(|r| r.is_available)
-            })
-        },
-    );
-    let stream = stream.unwrap();
+    let stream = available_camera_stream(&mut [&mut a, &mut b], 1, b_call, &alice);
     b.write(SubscribeVideo { stream });
 
     let mut picture = None;
@@ -120,9 +96,7 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
         Some(1),
         "the local preview shows the camera"
     );
-    let mut reference = vec![0; rgba.len()];
-    pattern::draw(stamp, w, h).to_rgba(&mut reference);
-    let quality = psnr(&rgba, &reference);
+    let quality = psnr_against_source(&rgba, w, h, stamp);
     assert!(
         quality > 30.0,
         "PSNR of frame {} is {quality:.1} dB",
@@ -314,21 +288,10 @@ fn a_call_started_with_video_on_shows_video() {
         call: b_call.unwrap(),
     });
     let alice = a.user.clone();
-    let mut stream = None;
-    run_until(&mut [&mut a, &mut b], "A's video available at B", |c| {
-        stream = camera_stream(c[1], b_call.unwrap(), &alice);
-        stream.is_some_and(|s| {
-            c[1].app
-                .world()
-                .get::<RemoteVideoStream>(s)
-                .is_some_and(|r| r.is_available)
-        })
-    });
-    b.write(SubscribeVideo {
-        stream: stream.unwrap(),
-    });
+    let stream = available_camera_stream(&mut [&mut a, &mut b], 1, b_call.unwrap(), &alice);
+    b.write(SubscribeVideo { stream });
     run_until(&mut [&mut a, &mut b], "A's pattern in B's texture", |c| {
-        shown(c[1], stream.unwrap()).is_some_and(|p| p.3.source == 1)
+        shown(c[1], stream).is_some_and(|p| p.3.source == 1)
     });
 }
 
@@ -355,9 +318,7 @@ fn video_recovers_from_packet_loss_with_keyframe_requests_and_retransmission() {
         "B's video stalled under loss: frame {} three seconds after frame {start}",
         stamp.counter
     );
-    let mut reference = vec![0; rgba.len()];
-    pattern::draw(stamp, w, h).to_rgba(&mut reference);
-    let quality = psnr(&rgba, &reference);
+    let quality = psnr_against_source(&rgba, w, h, stamp);
     assert!(
         quality > 30.0,
         "a corrupted picture under loss: {quality:.1} dB"

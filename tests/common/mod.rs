@@ -329,6 +329,40 @@ pub fn view_pixels(client: &Client, stream: Entity) -> Option<(Vec<u8>, u32, u32
     })
 }
 
+/// PSNR in dB of an RGBA picture of the test pattern against the source frame its stamp names,
+/// regenerated.
+pub fn psnr_against_source(
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+    stamp: bevy_calling::pattern::FrameStamp,
+) -> f64 {
+    let mut reference = vec![0; rgba.len()];
+    bevy_calling::pattern::draw(stamp, width, height).to_rgba(&mut reference);
+    psnr(rgba, &reference)
+}
+
+/// Waits until `watcher` sees `publisher`'s camera stream available in `call`, and returns it.
+pub fn available_camera_stream(
+    clients: &mut [&mut Client],
+    watcher: usize,
+    call: Entity,
+    publisher: &CommunicationIdentifier,
+) -> Entity {
+    let mut stream = None;
+    run_until(clients, "the camera stream to be available", |c| {
+        stream = camera_stream(c[watcher], call, publisher);
+        stream.is_some_and(|s| {
+            c[watcher]
+                .app
+                .world()
+                .get::<RemoteVideoStream>(s)
+                .is_some_and(|r| r.is_available)
+        })
+    });
+    stream.expect("an available stream")
+}
+
 /// PSNR in dB over the RGB channels of two RGBA pictures of the same size.
 pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     let (mut sum, mut n) = (0.0f64, 0usize);
