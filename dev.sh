@@ -10,10 +10,11 @@ cd "$(dirname "$0")"
 # silently builds a slower C-only codec) and nokhwa's V4L2 bindings (libclang-dev, for bindgen).
 APT_PACKAGES=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev)
 # Test peers: a private PulseAudio daemon gives cpal a real (null-sink) speaker and microphone
-# through ALSA's pulse plugin; nftables drops packets on loopback for the packet-loss tests; Xvfb
+# through ALSA's pulse plugin; nftables drops packets on loopback for the packet-loss tests;
+# iproute2 makes the network namespaces and veth pairs of the calls-across-hosts test; Xvfb
 # with Mesa's Vulkan drivers (lavapipe) and the X libraries winit loads let the GPU-texture test
 # render a real window without a GPU.
-TEST_APT_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins nftables
+TEST_APT_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins nftables iproute2
   xvfb xauth mesa-vulkan-drivers libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2)
 
 setup() {

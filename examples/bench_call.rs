@@ -47,7 +47,7 @@ fn main() {
             a.agent,
             CommunicationIdentifier::user("bob").expect("valid"),
         );
-        a.app.world_mut().write_message(StartCall {
+        a.app.world_mut().start_call(StartCall {
             agent,
             targets: vec![bob],
             video: None,
@@ -61,7 +61,7 @@ fn main() {
         });
         setups.push(ms(started.elapsed()));
         let call = call.expect("connected");
-        a.app.world_mut().write_message(HangUp { call });
+        a.app.world_mut().trigger(HangUp { call });
         pump_until(&mut a, &mut b, |a, b| {
             last_call(a).is_some_and(|(_, s)| s == CallState::Disconnected)
                 && last_call(b).is_some_and(|(_, s)| s == CallState::Disconnected)
@@ -93,7 +93,7 @@ fn main() {
         a.agent,
         CommunicationIdentifier::user("dave").expect("valid"),
     );
-    a.app.world_mut().write_message(StartCall {
+    a.app.world_mut().start_call(StartCall {
         agent,
         targets: vec![dave],
         video: None,
@@ -222,8 +222,11 @@ fn pump_until(a: &mut Side, b: &mut Side, mut done: impl FnMut(&mut Side, &mut S
 /// A headless app with one agent, a recording speaker, and optionally a microphone playing `mic`.
 fn side(service: &CallService, name: &str, mic: Option<Arc<[f32]>>) -> Side {
     let mut app = App::new();
-    app.add_plugins((MinimalPlugins, CallingPlugin))
+    app.add_plugins((MinimalPlugins, CallingPlugin::default()))
         .add_systems(Update, auto_accept.after(CallSystems::Receive));
+    // Driven by hand with update(): finish the plugins first, as App::run would.
+    app.finish();
+    app.cleanup();
     let devices = app.world().resource::<Devices>().0.clone();
     let (microphone, clock) = match mic {
         Some(samples) => {
@@ -253,8 +256,8 @@ fn side(service: &CallService, name: &str, mic: Option<Arc<[f32]>>) -> Side {
     }
 }
 
-fn auto_accept(mut incoming: MessageReader<IncomingCall>, mut accept: MessageWriter<AcceptCall>) {
+fn auto_accept(mut incoming: MessageReader<IncomingCall>, mut commands: Commands) {
     for call in incoming.read() {
-        accept.write(AcceptCall { call: call.call });
+        commands.trigger(AcceptCall { call: call.call });
     }
 }

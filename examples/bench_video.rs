@@ -122,8 +122,11 @@ struct Side {
 
 fn side(url: &str, token: String, name: &str) -> Side {
     let mut app = App::new();
-    app.add_plugins((MinimalPlugins, CallingPlugin))
+    app.add_plugins((MinimalPlugins, CallingPlugin::default()))
         .add_systems(Update, accept_and_send.after(CallSystems::Receive));
+    // Driven by hand with update(): finish the plugins first, as App::run would.
+    app.finish();
+    app.cleanup();
     let agent = app
         .world_mut()
         .spawn(CallAgent::new(AgentConfig {
@@ -140,8 +143,7 @@ fn side(url: &str, token: String, name: &str) -> Side {
 /// Senders accept every call and start their pattern camera in it.
 fn accept_and_send(
     mut incoming: MessageReader<IncomingCall>,
-    mut accept: MessageWriter<AcceptCall>,
-    mut video: MessageWriter<StartVideo>,
+    mut commands: Commands,
     devices: Res<Devices>,
     camera: Local<Option<bevy_calling::DeviceId>>,
 ) {
@@ -150,8 +152,8 @@ fn accept_and_send(
         let id = camera
             .get_or_insert_with(|| devices.add_pattern_camera("pattern", 640, 360, 30))
             .clone();
-        accept.write(AcceptCall { call: call.call });
-        video.write(StartVideo {
+        commands.trigger(AcceptCall { call: call.call });
+        commands.trigger(StartVideo {
             call: call.call,
             camera: id,
         });
@@ -188,7 +190,7 @@ fn call_and_subscribe(
 ) -> Vec<Entity> {
     let agent = receiver.agent;
     let count = targets.len();
-    receiver.app.world_mut().write_message(StartCall {
+    receiver.app.world_mut().start_call(StartCall {
         agent,
         targets,
         video: None,
@@ -210,10 +212,7 @@ fn call_and_subscribe(
     );
     let streams = available(&mut all[0].app);
     for &stream in &streams {
-        all[0]
-            .app
-            .world_mut()
-            .write_message(SubscribeVideo { stream });
+        all[0].app.world_mut().trigger(SubscribeVideo { stream });
     }
     pump(
         &mut all,
@@ -286,7 +285,7 @@ fn glass_to_glass() {
         };
         assert_eq!(stamp(&b.app, streams[0]).map(|s| s.source), Some(from));
         let started = Instant::now();
-        a.app.world_mut().write_message(StartVideo { call, camera });
+        a.app.world_mut().trigger(StartVideo { call, camera });
         pump(
             &mut [&mut a, &mut b],
             |s| stamp(&s[1].app, streams[0]).is_some_and(|st| st.source == to),

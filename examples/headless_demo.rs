@@ -54,7 +54,7 @@ fn main() {
                     .query_filtered::<Entity, With<CallAgent>>()
                     .iter(alice.world())
                     .next();
-                alice.world_mut().write_message(StartCall {
+                alice.world_mut().start_call(StartCall {
                     agent: agent.expect("alice's agent"),
                     targets: vec![CommunicationIdentifier::user("bob").expect("valid")],
                     video: None,
@@ -64,12 +64,12 @@ fn main() {
             (1, Some((call, CallState::Connected))) => {
                 println!("[demo] talking for 3 s");
                 talk(&mut alice, &mut bob, Duration::from_secs(3));
-                alice.world_mut().write_message(Mute { call });
+                alice.world_mut().trigger(Mute { call });
                 println!("[demo] alice mutes for 1 s");
                 talk(&mut alice, &mut bob, Duration::from_secs(1));
-                alice.world_mut().write_message(Unmute { call });
+                alice.world_mut().trigger(Unmute { call });
                 talk(&mut alice, &mut bob, Duration::from_secs(1));
-                alice.world_mut().write_message(HangUp { call });
+                alice.world_mut().trigger(HangUp { call });
                 2
             }
             (2, Some((_, CallState::Disconnected))) => {
@@ -108,12 +108,15 @@ fn app(
     speech: Option<std::path::PathBuf>,
 ) -> (App, Recording) {
     let mut app = App::new();
-    app.add_plugins((MinimalPlugins, CallingPlugin))
+    app.add_plugins((MinimalPlugins, CallingPlugin::default()))
         .insert_resource(side)
         .add_systems(
             Update,
             (print_changes, auto_accept).after(CallSystems::Receive),
         );
+    // Driven by hand with update(): finish the plugins first, as App::run would.
+    app.finish();
+    app.cleanup();
     let devices = app.world().resource::<Devices>().0.clone();
     let microphone = speech.map(|path| devices.add_wav_microphone("speech clip", path));
     let (speaker, recording) = devices.add_recording_speaker("recorder", None);
@@ -163,15 +166,11 @@ fn print_changes(
     }
 }
 
-fn auto_accept(
-    side: Res<Side>,
-    mut incoming: MessageReader<IncomingCall>,
-    mut accept: MessageWriter<AcceptCall>,
-) {
+fn auto_accept(side: Res<Side>, mut incoming: MessageReader<IncomingCall>, mut commands: Commands) {
     for call in incoming.read() {
         if *side == Side::Bob {
             println!("[bob  ] incoming call from {}: accepting", call.caller);
-            accept.write(AcceptCall { call: call.call });
+            commands.trigger(AcceptCall { call: call.call });
         }
     }
 }

@@ -1,11 +1,14 @@
 #![doc = include_str!("../README.md")]
 //!
 //! # Data flow
-//! 1. Spawning a [`CallAgent`] starts an engine ([`call_media::Agent`]) on its own thread with
-//!    its own tokio runtime. It signs in to the call service and opens one WebRTC connection,
-//!    before any call.
-//! 2. Apps send requests as messages ([`StartCall`], [`AcceptCall`], [`HangUp`], [`Mute`], ...).
-//!    [`CallSystems::Send`] turns them into engine commands over a channel; nothing blocks.
+//! 1. Spawning a [`CallAgent`] starts an engine ([`call_media::Agent`]) as a task on the app's
+//!    one media runtime (shared by all its agents). It signs in to the call service and opens
+//!    one WebRTC connection, before any call. Despawning it returns at once; the engine hangs
+//!    up and stops by itself.
+//! 2. Apps place calls with [`StartCallExt::start_call`], which returns the [`Call`] entity at
+//!    once, and trigger requests as events ([`AcceptCall`], [`HangUp`], [`Mute`], ...). Each
+//!    becomes an engine command over a bounded channel when it is triggered, so requests keep
+//!    their order; nothing blocks.
 //! 3. The engine captures the microphone, encodes Opus and sends it to the service's SFU, which
 //!    forwards it to the other participants; their audio is jitter-buffered, decoded and mixed
 //!    into the speaker on the speaker's clock. Media never passes through the ECS.
@@ -25,7 +28,7 @@ pub use call_media::device::{
     CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
 };
 pub use call_media::video::pattern;
-pub use call_media::{AgentConfig, AgentConnection, AgentError};
+pub use call_media::{AgentConfig, AgentConnection, AgentError, CommandError};
 pub use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantState,
 };
@@ -38,8 +41,6 @@ use bevy::prelude::*;
 pub enum CallSystems {
     /// `PreUpdate`: engine facts are applied to the ECS and fact messages written.
     Receive,
-    /// `PostUpdate`: this frame's request messages go to the engines.
-    Send,
     /// `PostUpdate`: new decoded video frames are copied into their images.
     UploadVideo,
 }
@@ -47,38 +48,33 @@ pub enum CallSystems {
 /// Calls, participants and devices as ECS entities.
 ///
 /// Adds:
-/// - the [`Devices`] resource (if absent) and the request and fact messages;
-/// - an observer that starts an engine for each spawned [`CallAgent`];
-/// - `receive` in `PreUpdate` ([`CallSystems::Receive`]), `send` in `PostUpdate`
-///   ([`CallSystems::Send`]) and `upload_frames` in `PostUpdate` ([`CallSystems::UploadVideo`]);
-/// - `AssetPlugin` and `ImagePlugin` if the app has none (headless apps), since video views are
-///   `Image` assets.
-#[derive(Default)]
-pub struct CallingPlugin;
+/// - the [`Devices`] resource (if absent), the fact messages, and one observer per request
+///   event (each sends its engine command when triggered);
+/// - observers that start an engine for each spawned [`CallAgent`], and that hang up a live
+///   [`Call`] that is despawned;
+/// - `receive` in `PreUpdate` ([`CallSystems::Receive`]) and `upload_frames` in `PostUpdate`
+///   ([`CallSystems::UploadVideo`]);
+/// - in [`Plugin::finish`], `AssetPlugin` and `ImagePlugin` if no other plugin added them
+///   (headless apps), since video views are `Image` assets. Adding it before or after
+///   `DefaultPlugins` works the same; an app driven by hand calls `app.finish()` before
+///   `app.update()`, as for any plugin.
+#[derive(Clone, Debug)]
+pub struct CallingPlugin {
+    /// Worker threads of the one async runtime all agents of the app share (default 2).
+    pub media_threads: usize,
+}
+
+impl Default for CallingPlugin {
+    fn default() -> Self {
+        Self { media_threads: 2 }
+    }
+}
 
 impl Plugin for CallingPlugin {
     fn build(&self, app: &mut App) {
-        // Video views are `Image` assets; headless apps (MinimalPlugins) have no asset system yet.
-        if !app.is_plugin_added::<bevy::asset::AssetPlugin>() {
-            app.add_plugins(bevy::asset::AssetPlugin::default());
-        }
-        if !app.is_plugin_added::<bevy::image::ImagePlugin>() {
-            app.add_plugins(bevy::image::ImagePlugin::default());
-        }
         app.init_resource::<Devices>()
             .init_resource::<bridge::CallIndex>()
-            .add_message::<StartCall>()
-            .add_message::<AcceptCall>()
-            .add_message::<RejectCall>()
-            .add_message::<HangUp>()
-            .add_message::<Mute>()
-            .add_message::<Unmute>()
-            .add_message::<StartVideo>()
-            .add_message::<StopVideo>()
-            .add_message::<StartScreenShare>()
-            .add_message::<StopScreenShare>()
-            .add_message::<SubscribeVideo>()
-            .add_message::<UnsubscribeVideo>()
+            .insert_resource(bridge::Runtime::new(self.media_threads))
             .add_message::<AgentConnectionChanged>()
             .add_message::<IncomingCall>()
             .add_message::<CallStateChanged>()
@@ -87,23 +83,38 @@ impl Plugin for CallingPlugin {
             .add_message::<DeviceFailed>()
             .add_message::<RequestFailed>()
             .add_observer(bridge::start_agent)
+            .add_observer(bridge::forget_call)
+            .add_observer(bridge::forget_agent)
             .add_systems(PreUpdate, bridge::receive.in_set(CallSystems::Receive))
-            .add_systems(PostUpdate, bridge::send.in_set(CallSystems::Send))
             .add_systems(
                 PostUpdate,
                 video::upload_frames.in_set(CallSystems::UploadVideo),
             );
+        bridge::add_request_observers(app);
+    }
+
+    fn finish(&self, app: &mut App) {
+        // Video views are `Image` assets. Checked here, after every plugin was built, so that
+        // `DefaultPlugins` added after this plugin still brings its own.
+        if !app.is_plugin_added::<bevy::asset::AssetPlugin>() {
+            app.add_plugins(bevy::asset::AssetPlugin::default());
+        }
+        if !app.is_plugin_added::<bevy::image::ImagePlugin>() {
+            app.add_plugins(bevy::image::ImagePlugin::default());
+        }
     }
 }
 
 /// The common imports.
 pub mod prelude {
     pub use crate::{
-        AcceptCall, AgentConfig, AgentConnection, Call, CallAgent, CallDirection, CallEndReason,
-        CallState, CallStateChanged, CallSystems, CallingPlugin, CommunicationIdentifier, Devices,
-        HangUp, IncomingCall, LocalScreenShare, LocalVideoStream, MediaType, Mute,
-        ParticipantState, RejectCall, RemoteParticipant, RemoteVideoStream, StartCall,
-        StartScreenShare, StartVideo, StopScreenShare, StopVideo, SubscribeVideo, Unmute,
-        UnsubscribeVideo, VideoView,
+        AcceptCall, AgentCalls, AgentConfig, AgentConnection, AgentConnectionChanged, AgentError,
+        Call, CallAgent, CallDirection, CallEndReason, CallOf, CallState, CallStateChanged,
+        CallSystems, CallingPlugin, CommunicationIdentifier, DeviceFailed, DeviceId, DeviceKind,
+        Devices, HangUp, IncomingCall, LocalScreenShare, LocalVideoStream, MediaType, Mute,
+        ParticipantLeft, ParticipantOf, ParticipantState, ParticipantUpdated, Participants,
+        RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, StartCall,
+        StartCallExt, StartScreenShare, StartVideo, StopScreenShare, StopVideo, StreamOf, Streams,
+        SubscribeVideo, Unmute, UnsubscribeVideo, VideoView,
     };
 }

@@ -64,7 +64,7 @@ fn a_camera_that_fails_to_open_leaves_video_off_with_a_typed_error() {
     let devices = a.app.world().resource::<Devices>().0.clone();
     let broken = devices.add_y4m_camera("broken", "/nonexistent/clip.y4m");
     let (a_call, b_call) = connected_call(&mut a, &mut b);
-    a.write(StartVideo {
+    a.trigger(StartVideo {
         call: a_call,
         camera: broken.clone(),
     });

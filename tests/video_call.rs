@@ -24,13 +24,13 @@ fn watching(
     camera: bevy_calling::DeviceId,
 ) -> (Entity, Entity, Entity) {
     let (a_call, b_call) = connected_call(a, b);
-    a.write(StartVideo {
+    a.trigger(StartVideo {
         call: a_call,
         camera,
     });
     let alice = a.user.clone();
     let stream = available_camera_stream(&mut [a, b], 1, b_call, &alice);
-    b.write(SubscribeVideo { stream });
+    b.trigger(SubscribeVideo { stream });
     run_until(&mut [a, b], "a stamped picture in B's texture", |c| {
         shown(c[1], stream).is_some()
     });
@@ -48,33 +48,53 @@ fn stamp_after(
     shown(b, stream).map(|p| p.3)
 }
 
+/// Waits until `watcher` (index into `c`) shows a decoded picture of `stream` past frame 10 and
+/// returns it.
+fn decoded_picture(
+    c: &mut [&mut Client],
+    watcher: usize,
+    stream: Entity,
+) -> (Vec<u8>, u32, u32, FrameStamp) {
+    let mut picture = None;
+    run_until(c, "a decoded, stamped picture in the texture", |c| {
+        picture = shown(c[watcher], stream);
+        picture.as_ref().is_some_and(|p| p.3.counter > 10)
+    });
+    picture.expect("a picture")
+}
+
 #[test]
-fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
+fn video_flows_both_ways_into_textures_with_psnr_above_30_db() {
     let service = service();
     let mut a = client(&service, "alice", Mic::None);
     let mut b = client(&service, "bob", Mic::None);
-    let camera = add_camera(&a, 640, 360, 30);
+    let a_camera = add_camera(&a, 640, 360, 30);
+    let b_camera = add_camera(&b, 320, 180, 30);
     let (a_call, b_call) = connected_call(&mut a, &mut b);
-    a.write(StartVideo {
+    a.trigger(StartVideo {
         call: a_call,
-        camera,
+        camera: a_camera,
     });
-    let alice = a.user.clone();
+    b.trigger(StartVideo {
+        call: b_call,
+        camera: b_camera,
+    });
+    let (alice, bob) = (a.user.clone(), b.user.clone());
+    let at_b = available_camera_stream(&mut [&mut a, &mut b], 1, b_call, &alice);
+    let at_a = available_camera_stream(&mut [&mut a, &mut b], 0, a_call, &bob);
+    b.trigger(SubscribeVideo { stream: at_b });
+    a.trigger(SubscribeVideo { stream: at_a });
 
-    let stream = available_camera_stream(&mut [&mut a, &mut b], 1, b_call, &alice);
-    b.write(SubscribeVideo { stream });
-
-    let mut picture = None;
-    run_until(
-        &mut [&mut a, &mut b],
-        "a decoded, stamped picture in B's texture",
-        |c| {
-            picture = shown(c[1], stream);
-            picture.as_ref().is_some_and(|p| p.3.counter > 10)
-        },
-    );
-    let (rgba, w, h, stamp) = picture.unwrap();
-    assert_eq!((w, h), (640, 360));
+    for (watcher, stream, size) in [(1, at_b, (640, 360)), (0, at_a, (320, 180))] {
+        let (rgba, w, h, stamp) = decoded_picture(&mut [&mut a, &mut b], watcher, stream);
+        assert_eq!((w, h), size, "the sender's size arrives");
+        let quality = psnr_against_source(&rgba, w, h, stamp);
+        assert!(
+            quality > 30.0,
+            "PSNR of frame {} at client {watcher} is {quality:.1} dB",
+            stamp.counter
+        );
+    }
     // A's own preview shows what it sends.
     let preview = a
         .app
@@ -90,17 +110,12 @@ fn video_from_a_camera_arrives_in_b_texture_with_psnr_above_30_db() {
     let shown_locally = images.get(&preview).and_then(|i| {
         let size = i.texture_descriptor.size;
         pattern::read_rgba(i.data.as_deref()?, size.width, size.height)
+            .map(|_| (size.width, size.height))
     });
     assert_eq!(
-        shown_locally.map(|s| s.source),
-        Some(1),
-        "the local preview shows the camera"
-    );
-    let quality = psnr_against_source(&rgba, w, h, stamp);
-    assert!(
-        quality > 30.0,
-        "PSNR of frame {} is {quality:.1} dB",
-        stamp.counter
+        shown_locally,
+        Some((640, 360)),
+        "the local preview shows A's own (640x360) camera"
     );
 }
 
@@ -112,7 +127,7 @@ fn video_off_makes_the_stream_unavailable_and_the_texture_stops() {
     let camera = add_camera(&a, 320, 180, 30);
     let (a_call, _, stream) = watching(&mut a, &mut b, camera);
 
-    a.write(StopVideo { call: a_call });
+    a.trigger(StopVideo { call: a_call });
     run_until(&mut [&mut a, &mut b], "A's video off on both sides", |c| {
         c[0].app.world().get::<LocalVideoStream>(a_call).is_none()
             && c[1]
@@ -140,7 +155,7 @@ fn switching_camera_shows_the_new_source_without_renegotiation() {
     let (a_call, _, stream) = watching(&mut a, &mut b, first);
     assert_eq!(shown(&b, stream).unwrap().3.source, 1);
 
-    a.write(StartVideo {
+    a.trigger(StartVideo {
         call: a_call,
         camera: second.clone(),
     });
@@ -171,7 +186,7 @@ fn after_unsubscribing_the_service_stops_sending() {
         "only {subscribed} video bytes in a subscribed second"
     );
 
-    b.write(UnsubscribeVideo { stream });
+    b.trigger(UnsubscribeVideo { stream });
     run_until(&mut [&mut a, &mut b], "B's view goes", |c| {
         c[1].app.world().get::<VideoView>(stream).is_none()
     });
@@ -207,7 +222,7 @@ fn one_receiver_renders_nine_cameras_and_a_screen_share() {
     });
     let targets = all[1..].iter().map(|c| c.user.clone()).collect();
     let agent = all[0].agent;
-    all[0].write(StartCall {
+    all[0].start_call(StartCall {
         agent,
         targets,
         video: None,
@@ -217,14 +232,14 @@ fn one_receiver_renders_nine_cameras_and_a_screen_share() {
     });
     for (sender, camera) in all[1..].iter_mut().zip(&cameras) {
         let call = sender.calls()[0].0;
-        sender.write(AcceptCall { call });
-        sender.write(StartVideo {
+        sender.trigger(AcceptCall { call });
+        sender.trigger(StartVideo {
             call,
             camera: camera.clone(),
         });
     }
     let call = all[1].calls()[0].0;
-    all[1].write(StartScreenShare {
+    all[1].trigger(StartScreenShare {
         call,
         source: screen.clone(),
     });
@@ -246,7 +261,7 @@ fn one_receiver_renders_nine_cameras_and_a_screen_share() {
         1
     );
     for &(stream, _) in &streams {
-        all[0].write(SubscribeVideo { stream });
+        all[0].trigger(SubscribeVideo { stream });
     }
     run_until(
         &mut all,
@@ -274,7 +289,7 @@ fn a_call_started_with_video_on_shows_video() {
         c.iter().all(|c| c.agent().is_connected())
     });
     let (agent, bob) = (a.agent, b.user.clone());
-    a.write(StartCall {
+    a.start_call(StartCall {
         agent,
         targets: vec![bob],
         video: Some(camera),
@@ -284,12 +299,12 @@ fn a_call_started_with_video_on_shows_video() {
         b_call = c[1].calls().first().map(|(e, _)| *e);
         b_call.is_some()
     });
-    b.write(AcceptCall {
+    b.trigger(AcceptCall {
         call: b_call.unwrap(),
     });
     let alice = a.user.clone();
     let stream = available_camera_stream(&mut [&mut a, &mut b], 1, b_call.unwrap(), &alice);
-    b.write(SubscribeVideo { stream });
+    b.trigger(SubscribeVideo { stream });
     run_until(&mut [&mut a, &mut b], "A's pattern in B's texture", |c| {
         shown(c[1], stream).is_some_and(|p| p.3.source == 1)
     });
@@ -332,7 +347,7 @@ fn hanging_up_ends_video_state_on_both_sides() {
     let mut b = client(&service, "bob", Mic::None);
     let camera = add_camera(&a, 320, 180, 30);
     let (a_call, b_call, stream) = watching(&mut a, &mut b, camera);
-    b.write(HangUp { call: b_call });
+    b.trigger(HangUp { call: b_call });
     ended(&mut [&mut a, &mut b], 0, a_call);
     ended(&mut [&mut a, &mut b], 1, b_call);
     assert!(

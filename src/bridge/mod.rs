@@ -1,28 +1,53 @@
-//! The only code that touches the engine's channels: it starts an engine per [`CallAgent`],
-//! drains each engine's facts into the ECS once per frame ([`receive`]), and turns request
-//! messages into engine commands ([`send`]).
+//! The only code that touches the engines' channels: it starts an engine per [`CallAgent`] on the
+//! app's one [`MediaRuntime`], applies request events as they are triggered ([`requests`]), and
+//! drains each engine's facts into the ECS once per frame ([`receive`]). Indexes from engine ids
+//! to entities follow the entities: observers clean them when calls and agents go.
 
 mod receive;
-mod send;
+mod requests;
 
 pub(crate) use receive::receive;
-pub(crate) use send::send;
+pub(crate) use requests::{add_request_observers, outgoing_call};
 
 use std::collections::HashMap;
 
 use bevy::prelude::*;
 use call_media::device::DeviceManager;
-use call_media::{Agent, AgentConnection, AgentError};
+use call_media::{Agent, AgentConnection, AgentError, MediaRuntime};
 use call_protocol::CallId;
 
-use crate::model::{AgentConnectionChanged, CallAgent};
+use crate::model::{AgentConnectionChanged, Call, CallAgent, CallOf, CallState};
 
 /// The device manager every agent opens its devices through. Add synthetic devices here before
 /// spawning agents.
 #[derive(Resource, Clone, Default, Deref)]
 pub struct Devices(pub DeviceManager);
 
-/// An agent's running engine. Dropped with the agent entity, which stops the engine.
+/// The runtime every agent of this app runs on, started with the first agent.
+#[derive(Resource)]
+pub(crate) struct Runtime {
+    threads: usize,
+    runtime: Option<MediaRuntime>,
+}
+
+impl Runtime {
+    pub(crate) fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            runtime: None,
+        }
+    }
+
+    fn get(&mut self) -> std::io::Result<&MediaRuntime> {
+        if self.runtime.is_none() {
+            self.runtime = Some(MediaRuntime::new(self.threads)?);
+        }
+        Ok(self.runtime.as_ref().expect("set just above"))
+    }
+}
+
+/// An agent's running engine. Dropped with the agent entity, which stops the engine; the drop
+/// returns at once.
 #[derive(Component)]
 pub(crate) struct AgentLink(pub(crate) Agent);
 
@@ -35,19 +60,21 @@ pub(crate) fn start_agent(
     added: On<Add, CallAgent>,
     mut agents: Query<&mut CallAgent>,
     devices: Res<Devices>,
+    mut runtime: ResMut<Runtime>,
     mut commands: Commands,
     mut changed: MessageWriter<AgentConnectionChanged>,
 ) {
     let Ok(mut agent) = agents.get_mut(added.entity) else {
         return;
     };
-    match Agent::spawn(agent.config.clone(), devices.0.clone()) {
-        Ok(link) => {
+    match runtime.get() {
+        Ok(runtime) => {
+            let link = Agent::spawn(agent.config.clone(), devices.0.clone(), runtime);
             commands.entity(added.entity).insert(AgentLink(link));
         }
         Err(e) => {
             let connection = AgentConnection::Disconnected(AgentError::Media(format!(
-                "could not start the media engine: {e}"
+                "could not start the media runtime: {e}"
             )));
             agent.connection = connection.clone();
             changed.write(AgentConnectionChanged {
@@ -56,4 +83,35 @@ pub(crate) fn start_agent(
             });
         }
     }
+}
+
+/// A call entity that goes while the call is live hangs up first, so the others see it leave
+/// with a normal reason; either way its index entry goes with it.
+pub(crate) fn forget_call(
+    removed: On<Remove, Call>,
+    calls: Query<(&Call, &CallOf)>,
+    links: Query<&AgentLink>,
+    mut index: ResMut<CallIndex>,
+) {
+    let Ok((call, of)) = calls.get(removed.entity) else {
+        return;
+    };
+    index.0.remove(&(of.0, call.id.clone()));
+    let live = !matches!(
+        call.state,
+        CallState::Disconnecting | CallState::Disconnected
+    );
+    if let (true, Ok(link)) = (live, links.get(of.0)) {
+        let command = match call.state {
+            CallState::Incoming => call_media::AgentCommand::RejectCall(call.id.clone()),
+            _ => call_media::AgentCommand::HangUp(call.id.clone()),
+        };
+        // An engine that cannot take it any more is stopping, which hangs up every call anyway.
+        let _ = link.0.send(command);
+    }
+}
+
+/// An agent that goes takes its index entries with it (its engine hangs up as it stops).
+pub(crate) fn forget_agent(removed: On<Remove, CallAgent>, mut index: ResMut<CallIndex>) {
+    index.0.retain(|(agent, _), _| *agent != removed.entity);
 }

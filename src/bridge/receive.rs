@@ -1,31 +1,76 @@
 //! Facts from the engines into the ECS: one exclusive system drains every agent's channel and
 //! applies each fact in order, so a fact about an entity spawned earlier in the same batch finds it.
+//! A fact about an entity that no longer exists is dropped; an engine that ended without saying
+//! why is reported as stopped, with its calls ended.
 
 use bevy::prelude::*;
-use call_media::AgentEvent;
+use call_media::{AgentConnection, AgentError, AgentEvent};
 use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, MediaType, ParticipantInfo, ParticipantState,
     StreamInfo,
 };
+use crossbeam_channel::TryRecvError;
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
     AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState, CallStateChanged,
     DeviceFailed, IncomingCall, LocalScreenShare, LocalVideoStream, ParticipantLeft, ParticipantOf,
-    ParticipantUpdated, Participants, RemoteParticipant, RemoteVideoStream, RequestFailed,
-    StreamOf, Streams, VideoView,
+    ParticipantUpdated, Participants, RemoteParticipant, RemoteVideoStream, RequestError,
+    RequestFailed, StreamOf, Streams, VideoView,
 };
 use crate::video::FrameFeed;
 
 /// Drains every agent's engine events and applies them.
 pub(crate) fn receive(world: &mut World) {
     let mut batch = Vec::new();
+    let mut stopped = Vec::new();
     let mut links = world.query::<(Entity, &AgentLink)>();
     for (agent, link) in links.iter(world) {
-        batch.extend(link.0.events().try_iter().map(|event| (agent, event)));
+        loop {
+            match link.0.events().try_recv() {
+                Ok(event) => batch.push((agent, event)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    stopped.push((agent, link.0.failure()));
+                    break;
+                }
+            }
+        }
     }
     for (agent, event) in batch {
-        apply(world, agent, event);
+        // A fact's agent may have gone while earlier facts were applied (user observers).
+        if world.get::<CallAgent>(agent).is_some() {
+            apply(world, agent, event);
+        }
+    }
+    for (agent, failure) in stopped {
+        engine_stopped(world, agent, failure.unwrap_or(AgentError::EngineStopped));
+    }
+}
+
+/// An engine that ended: its agent is disconnected with the reason and its live calls end.
+fn engine_stopped(world: &mut World, agent: Entity, error: AgentError) {
+    let Ok(mut entity) = world.get_entity_mut(agent) else {
+        return;
+    };
+    entity.remove::<AgentLink>();
+    let reason = match error {
+        AgentError::Media(_) => CallEndReason::MEDIA_FAILED,
+        _ => CallEndReason::SERVICE_CONNECTION_LOST,
+    };
+    let call_ids: Vec<CallId> = world
+        .resource::<CallIndex>()
+        .0
+        .keys()
+        .filter(|(a, _)| *a == agent)
+        .map(|(_, id)| id.clone())
+        .collect();
+    for call_id in call_ids {
+        apply(world, agent, AgentEvent::CallEnded { call_id, reason });
+    }
+    let connection = AgentConnection::Disconnected(error);
+    if world.get::<CallAgent>(agent).map(|a| &a.connection) != Some(&connection) {
+        apply(world, agent, AgentEvent::Connection(connection));
     }
 }
 
@@ -74,9 +119,9 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         AgentEvent::CallEnded { call_id, reason } => {
             // Nothing is sent or received in an ended call: no video state may say otherwise.
             if let Some(call) = find_call(world, agent, &call_id) {
-                world
-                    .entity_mut(call)
-                    .remove::<(LocalVideoStream, LocalScreenShare, FrameFeed)>();
+                if let Ok(mut entity) = world.get_entity_mut(call) {
+                    entity.remove::<(LocalVideoStream, LocalScreenShare, FrameFeed)>();
+                }
                 let participants = world
                     .get::<Participants>(call)
                     .map(|p| p.entities().to_vec())
@@ -126,24 +171,26 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
             let Some(call) = find_call(world, agent, &call_id) else {
                 return;
             };
-            match (media_type, source) {
-                (MediaType::Video, Some(camera)) => {
-                    let feed = FrameFeed::new(preview, &mut world.resource_mut::<Assets<Image>>());
+            let sending_camera = media_type == MediaType::Video && source.is_some();
+            let feed = sending_camera
+                .then(|| FrameFeed::new(preview, world))
+                .flatten();
+            let Ok(mut entity) = world.get_entity_mut(call) else {
+                return;
+            };
+            match (media_type, source, feed) {
+                (MediaType::Video, Some(camera), Some(feed)) => {
                     let preview = feed.image();
-                    world
-                        .entity_mut(call)
-                        .insert((LocalVideoStream { camera, preview }, feed));
+                    entity.insert((LocalVideoStream { camera, preview }, feed));
                 }
-                (MediaType::Video, None) => {
-                    world
-                        .entity_mut(call)
-                        .remove::<(LocalVideoStream, FrameFeed)>();
+                (MediaType::Video, _, _) => {
+                    entity.remove::<(LocalVideoStream, FrameFeed)>();
                 }
-                (MediaType::ScreenSharing, Some(source)) => {
-                    world.entity_mut(call).insert(LocalScreenShare { source });
+                (MediaType::ScreenSharing, Some(source), _) => {
+                    entity.insert(LocalScreenShare { source });
                 }
-                (MediaType::ScreenSharing, None) => {
-                    world.entity_mut(call).remove::<LocalScreenShare>();
+                (MediaType::ScreenSharing, None, _) => {
+                    entity.remove::<LocalScreenShare>();
                 }
             }
         }
@@ -153,10 +200,12 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
             media_type,
             frames,
         } => {
-            if let Some(stream) = find_stream(world, agent, &call_id, &participant, media_type) {
-                let feed = FrameFeed::new(frames, &mut world.resource_mut::<Assets<Image>>());
+            if let Some(stream) = find_stream(world, agent, &call_id, &participant, media_type)
+                && let Some(feed) = FrameFeed::new(frames, world)
+                && let Ok(mut entity) = world.get_entity_mut(stream)
+            {
                 let image = feed.image();
-                world.entity_mut(stream).insert((VideoView { image }, feed));
+                entity.insert((VideoView { image }, feed));
             }
         }
         AgentEvent::VideoUnrouted {
@@ -164,15 +213,16 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
             participant,
             media_type,
         } => {
-            if let Some(stream) = find_stream(world, agent, &call_id, &participant, media_type) {
-                world.entity_mut(stream).remove::<(VideoView, FrameFeed)>();
+            if let Some(stream) = find_stream(world, agent, &call_id, &participant, media_type)
+                && let Ok(mut entity) = world.get_entity_mut(stream)
+            {
+                entity.remove::<(VideoView, FrameFeed)>();
             }
         }
         AgentEvent::RequestFailed { code, message } => {
             world.write_message(RequestFailed {
                 agent,
-                code,
-                message,
+                error: RequestError::Refused { code, message },
             });
         }
     }
@@ -248,7 +298,9 @@ fn end_streams(world: &mut World, participant: Entity) {
         .map(|s| s.entities().to_vec())
         .unwrap_or_default();
     for stream in streams {
-        let mut entity = world.entity_mut(stream);
+        let Ok(mut entity) = world.get_entity_mut(stream) else {
+            continue;
+        };
         entity.remove::<(VideoView, FrameFeed)>();
         if let Some(mut s) = entity.get_mut::<RemoteVideoStream>()
             && s.is_available

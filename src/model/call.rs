@@ -17,9 +17,11 @@ pub enum CallDirection {
 /// A call's state, as the seed SDK names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CallState {
-    /// Not yet started.
+    /// Not yet started. Not produced by this plugin: a call entity exists from the moment it
+    /// is placed ([`CallState::Connecting`]) or offered ([`CallState::Incoming`]).
     None,
-    /// Media flows before the call is answered.
+    /// Media flows before the call is answered. Not produced yet: it comes with calls to phone
+    /// numbers through the SIP gateway, where carriers play ringback as early media.
     EarlyMedia,
     /// Somebody calls; accept or reject it.
     Incoming,
@@ -29,9 +31,10 @@ pub enum CallState {
     Ringing,
     /// In the call; media flows.
     Connected,
-    /// This side put the call on hold.
+    /// This side put the call on hold. Not produced yet: hold and resume are a planned feature.
     LocalHold,
-    /// The other side put the call on hold.
+    /// The other side put the call on hold. Not produced yet: hold and resume are a planned
+    /// feature.
     RemoteHold,
     /// Hanging up.
     Disconnecting,

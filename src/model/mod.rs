@@ -3,7 +3,12 @@
 //!
 //! Ownership uses relationships: a [`Call`] belongs to its [`CallAgent`] through [`CallOf`], a
 //! [`RemoteParticipant`] to its call through [`ParticipantOf`]. Despawning a call despawns its
-//! participants.
+//! participants (and hangs up a call that is still live); despawning an agent hangs up its calls
+//! and despawns them.
+//!
+//! Requests are events: trigger them (`commands.trigger(Mute { call })`, or
+//! `world.trigger(..)`) and they are applied in the order they were triggered, whatever their
+//! type. Facts are messages: read them with a `MessageReader`.
 
 mod agent;
 mod call;
@@ -18,13 +23,14 @@ pub use stream::{
 };
 
 use bevy::prelude::*;
-use call_media::AgentConnection;
 use call_media::device::{DeviceError, DeviceId, DeviceKind};
+use call_media::{AgentConnection, CommandError};
 use call_protocol::{CallEndReason, CommunicationIdentifier, ErrorCode, ParticipantState};
 
-/// Request: call `targets` from `agent`. The plugin spawns the [`Call`] entity and reports it
-/// with [`CallStateChanged`] (state [`CallState::Connecting`]).
-#[derive(Message, Clone, Debug)]
+/// Request: call `targets` from `agent`. Place it with [`StartCallExt::start_call`], which
+/// spawns the [`Call`] entity at once (state [`CallState::Connecting`], reported with
+/// [`CallStateChanged`]) and returns it, so two calls started in one frame are told apart.
+#[derive(Clone, Debug)]
 pub struct StartCall {
     /// The [`CallAgent`] entity that calls.
     pub agent: Entity,
@@ -34,9 +40,30 @@ pub struct StartCall {
     pub video: Option<DeviceId>,
 }
 
+/// Placing calls from `Commands` or a `World`: the call entity is the request's handle.
+pub trait StartCallExt {
+    /// Spawns the outgoing [`Call`] entity for `request` and returns it; the call is placed
+    /// when the spawn is applied, before any request triggered after it.
+    fn start_call(&mut self, request: StartCall) -> Entity;
+}
+
+impl StartCallExt for Commands<'_, '_> {
+    fn start_call(&mut self, request: StartCall) -> Entity {
+        self.spawn(crate::bridge::outgoing_call(request)).id()
+    }
+}
+
+impl StartCallExt for World {
+    fn start_call(&mut self, request: StartCall) -> Entity {
+        let call = self.spawn(crate::bridge::outgoing_call(request)).id();
+        self.flush();
+        call
+    }
+}
+
 /// Request: send video from `camera` in a call. Also switches the camera while video is on:
 /// the stream stays the same, receivers see the new source at its next keyframe.
-#[derive(Message, Clone, Debug)]
+#[derive(Event, Clone, Debug)]
 pub struct StartVideo {
     /// The [`Call`] entity.
     pub call: Entity,
@@ -46,7 +73,7 @@ pub struct StartVideo {
 
 /// Request: share a screen in a call (ACS screen sharing, media type `ScreenSharing`), sent
 /// beside the camera. `source` is a camera-kind device that delivers the screen's frames.
-#[derive(Message, Clone, Debug)]
+#[derive(Event, Clone, Debug)]
 pub struct StartScreenShare {
     /// The [`Call`] entity.
     pub call: Entity,
@@ -55,14 +82,14 @@ pub struct StartScreenShare {
 }
 
 /// Request: stop sharing the screen in a call.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct StopScreenShare {
     /// The [`Call`] entity.
     pub call: Entity,
 }
 
 /// Request: stop sending video in a call.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct StopVideo {
     /// The [`Call`] entity.
     pub call: Entity,
@@ -71,7 +98,7 @@ pub struct StopVideo {
 /// Request: render a remote stream (ACS `createView`). When the service routes it, the stream
 /// gets a [`VideoView`] whose image updates as frames arrive; the service forwards the stream to
 /// this client only while it is subscribed.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct SubscribeVideo {
     /// The [`RemoteVideoStream`] entity.
     pub stream: Entity,
@@ -79,42 +106,42 @@ pub struct SubscribeVideo {
 
 /// Request: stop rendering a remote stream; its [`VideoView`] goes and the service stops
 /// forwarding it.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct UnsubscribeVideo {
     /// The [`RemoteVideoStream`] entity.
     pub stream: Entity,
 }
 
 /// Request: accept an incoming call.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct AcceptCall {
     /// The [`Call`] entity.
     pub call: Entity,
 }
 
 /// Request: reject an incoming call.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct RejectCall {
     /// The [`Call`] entity.
     pub call: Entity,
 }
 
 /// Request: leave a call.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct HangUp {
     /// The [`Call`] entity.
     pub call: Entity,
 }
 
 /// Request: mute the microphone in a call. Others see the participant muted, and hear silence.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct Mute {
     /// The [`Call`] entity.
     pub call: Entity,
 }
 
 /// Request: unmute the microphone in a call.
-#[derive(Message, Clone, Copy, Debug)]
+#[derive(Event, Clone, Copy, Debug)]
 pub struct Unmute {
     /// The [`Call`] entity.
     pub call: Entity,
@@ -184,13 +211,30 @@ pub struct DeviceFailed {
     pub error: DeviceError,
 }
 
-/// Fact: the service refused one of an agent's requests.
+/// Fact: one of an agent's requests was not carried out.
 #[derive(Message, Clone, Debug)]
 pub struct RequestFailed {
     /// The [`CallAgent`] entity.
     pub agent: Entity,
-    /// The service's error code.
-    pub code: ErrorCode,
-    /// Its explanation.
-    pub message: String,
+    /// Why.
+    pub error: RequestError,
+}
+
+/// Why a request was not carried out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The service refused it.
+    #[error("the call service refused the request ({code:?}): {message}")]
+    Refused {
+        /// The service's error code.
+        code: ErrorCode,
+        /// Its explanation.
+        message: String,
+    },
+    /// The agent's engine could not take it (stopped, or too far behind).
+    #[error(transparent)]
+    NotQueued(#[from] CommandError),
+    /// The agent has no engine (it failed to start).
+    #[error("the agent has no media engine")]
+    NoEngine,
 }

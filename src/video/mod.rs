@@ -19,8 +19,14 @@ pub(crate) struct FrameFeed {
 
 impl FrameFeed {
     /// A feed from `slot` into a new image. Only pictures published from now on are shown, so a
-    /// reused slot never shows its previous stream's last frame.
-    pub(crate) fn new(slot: FrameSlot, images: &mut Assets<Image>) -> Self {
+    /// reused slot never shows its previous stream's last frame. `None` (logged) when the app has
+    /// no image assets: the plugin adds them in `finish`, which an app driven by hand with
+    /// `update()` must call first.
+    pub(crate) fn new(slot: FrameSlot, world: &mut World) -> Option<Self> {
+        let Some(mut images) = world.get_resource_mut::<Assets<Image>>() else {
+            warn_once!("no Assets<Image>: call App::finish() before App::update() to show video");
+            return None;
+        };
         let image = images.add(Image::new_fill(
             Extent3d {
                 width: 2,
@@ -32,11 +38,11 @@ impl FrameFeed {
             TextureFormat::Rgba8UnormSrgb,
             RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
         ));
-        Self {
+        Some(Self {
             seen: slot.sequence(),
             slot,
             image,
-        }
+        })
     }
 
     /// The image the feed fills.
@@ -46,7 +52,13 @@ impl FrameFeed {
 }
 
 /// Copies each feed's new picture into its image.
-pub(crate) fn upload_frames(mut feeds: Query<&mut FrameFeed>, mut images: ResMut<Assets<Image>>) {
+pub(crate) fn upload_frames(
+    mut feeds: Query<&mut FrameFeed>,
+    images: Option<ResMut<Assets<Image>>>,
+) {
+    let Some(mut images) = images else {
+        return;
+    };
     for mut feed in &mut feeds {
         let feed = &mut *feed;
         let Some(mut image) = images.get_mut(&feed.image) else {

@@ -51,9 +51,7 @@ pub struct Client {
 
 /// A client signed in as `8:acs:<name>` with a token from the service.
 pub fn client(service: &CallService, name: &str, mic: Mic) -> Client {
-    let user = CommunicationIdentifier::user(name).expect("valid name");
-    let token = service.issue_token(&user, Duration::from_secs(3600)).token;
-    client_with_token(service, name, mic, token)
+    client_in(App::new(), service, name, mic)
 }
 
 /// A client whose device manager is `devices` (shared with other clients: pattern cameras added
@@ -70,19 +68,29 @@ pub fn client_sharing_devices(
     build_client(app, service, name, Mic::None, token)
 }
 
+/// A client in `app`, which may come with its own plugins (the calling plugin among them).
+pub fn client_in(app: App, service: &CallService, name: &str, mic: Mic) -> Client {
+    let user = CommunicationIdentifier::user(name).expect("valid name");
+    let token = service.issue_token(&user, Duration::from_secs(3600)).token;
+    build_client(app, service, name, mic, token)
+}
+
 /// A client that signs in with the given token.
 pub fn client_with_token(service: &CallService, name: &str, mic: Mic, token: String) -> Client {
     build_client(App::new(), service, name, mic, token)
 }
 
-fn build_client(
-    mut app: App,
-    service: &CallService,
-    name: &str,
-    mic: Mic,
-    token: String,
-) -> Client {
-    app.add_plugins((MinimalPlugins, CallingPlugin));
+fn build_client(app: App, service: &CallService, name: &str, mic: Mic, token: String) -> Client {
+    client_at(app, &service.ws_url(), name, mic, token)
+}
+
+/// A client in `app` that signs in at the signaling URL `url` with `token`.
+pub fn client_at(mut app: App, url: &str, name: &str, mic: Mic, token: String) -> Client {
+    if !app.is_plugin_added::<CallingPlugin>() {
+        app.add_plugins((MinimalPlugins, CallingPlugin::default()));
+    }
+    app.finish();
+    app.cleanup();
     let devices = app.world().resource::<Devices>().0.clone();
     let microphone = match mic {
         Mic::Speech => Some(devices.add_wav_microphone("speech", speech_path())),
@@ -92,7 +100,7 @@ fn build_client(
     let agent = app
         .world_mut()
         .spawn(CallAgent::new(AgentConfig {
-            service_url: service.ws_url(),
+            service_url: url.to_owned(),
             token,
             display_name: name.to_owned(),
             microphone,
@@ -115,8 +123,14 @@ impl Client {
             .expect("agent")
     }
 
-    pub fn write<M: Message>(&mut self, message: M) {
-        self.app.world_mut().write_message(message);
+    /// Triggers a request event.
+    pub fn trigger<'a, E: Event<Trigger<'a>: Default>>(&mut self, request: E) {
+        self.app.world_mut().trigger(request);
+    }
+
+    /// Places a call and returns its entity.
+    pub fn start_call(&mut self, request: StartCall) -> Entity {
+        self.app.world_mut().start_call(request)
     }
 
     /// The agent's calls, newest last.
@@ -206,7 +220,7 @@ pub fn connected_call(a: &mut Client, b: &mut Client) -> (Entity, Entity) {
         c[0].agent().is_connected() && c[1].agent().is_connected()
     });
     let (agent, target) = (a.agent, b.user.clone());
-    a.write(StartCall {
+    let a_call = a.start_call(StartCall {
         agent,
         targets: vec![target],
         video: None,
@@ -220,14 +234,12 @@ pub fn connected_call(a: &mut Client, b: &mut Client) -> (Entity, Entity) {
         incoming.is_some()
     });
     let b_call = incoming.expect("incoming").0;
-    b.write(AcceptCall { call: b_call });
-    let mut a_call = None;
+    b.trigger(AcceptCall { call: b_call });
     run_until(&mut [a, b], "both calls connected", |c| {
-        a_call = c[0].calls().last().map(|(e, _)| *e);
-        let a_connected = a_call.is_some_and(|e| c[0].call(e).state == CallState::Connected);
-        a_connected && c[1].call(b_call).state == CallState::Connected
+        c[0].call(a_call).state == CallState::Connected
+            && c[1].call(b_call).state == CallState::Connected
     });
-    (a_call.expect("a's call"), b_call)
+    (a_call, b_call)
 }
 
 /// Waits until `client`'s call has ended and returns its reason.

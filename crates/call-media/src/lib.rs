@@ -2,7 +2,7 @@
 //! devices. No Bevy here; the plugin drives it through [`Agent`].
 //!
 //! # Data flow
-//! 1. [`Agent::spawn`] starts a thread with its own tokio runtime. It signs in over the
+//! 1. [`Agent::spawn`] starts a task on a [`MediaRuntime`] that many agents share. It signs in over the
 //!    signaling WebSocket and opens one WebRTC connection to the service, before any call.
 //! 2. While a call is connected, the chosen [`device`] microphone delivers 20 ms frames; each is
 //!    Opus-encoded with its RFC 6464 level ([`audio`]) and sent on the connection.
@@ -22,4 +22,7 @@ mod signaling;
 pub mod video;
 
 pub use connection::ConnectionError;
-pub use engine::{Agent, AgentCommand, AgentConfig, AgentConnection, AgentError, AgentEvent};
+pub use engine::{
+    Agent, AgentCommand, AgentConfig, AgentConnection, AgentError, AgentEvent, COMMAND_QUEUE,
+    CommandError, EVENT_QUEUE, MediaRuntime,
+};

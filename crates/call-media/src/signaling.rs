@@ -1,5 +1,9 @@
 //! The client side of signaling: one WebSocket to the service (tokio-tungstenite), versioned
 //! JSON frames in both directions.
+//!
+//! Both directions are bounded. Incoming frames wait for the engine (back-pressure on the TCP
+//! connection, nothing dropped); an outgoing queue that fills up means the connection is stuck,
+//! and the link is then dropped as lost rather than losing a request silently.
 
 use call_protocol::{ClientMessage, ServerMessage, decode, encode};
 use futures_util::{SinkExt, StreamExt};
@@ -9,10 +13,14 @@ use tokio_tungstenite::tungstenite::Message;
 /// An open signaling connection. Messages out go through [`SignalingLink::send`]; messages in
 /// arrive on `incoming`, which closes when the connection is lost.
 pub(crate) struct SignalingLink {
-    out: mpsc::UnboundedSender<ClientMessage>,
+    out: mpsc::Sender<ClientMessage>,
     writer: tokio::task::JoinHandle<()>,
-    pub(crate) incoming: mpsc::UnboundedReceiver<ServerMessage>,
+    reader: tokio::task::JoinHandle<()>,
+    pub(crate) incoming: mpsc::Receiver<ServerMessage>,
 }
+
+/// Messages each direction holds.
+const QUEUE: usize = 256;
 
 impl SignalingLink {
     /// Connects to the service's WebSocket URL.
@@ -22,8 +30,8 @@ impl SignalingLink {
             .await
             .map_err(|e| e.to_string())?;
         let (mut sink, mut stream) = ws.split();
-        let (out, mut outgoing) = mpsc::unbounded_channel::<ClientMessage>();
-        let (deliver, incoming) = mpsc::unbounded_channel();
+        let (out, mut outgoing) = mpsc::channel::<ClientMessage>(QUEUE);
+        let (deliver, incoming) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {
                 if sink
@@ -36,12 +44,12 @@ impl SignalingLink {
             }
             let _ = sink.close().await;
         });
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Some(Ok(frame)) = stream.next().await {
                 match frame {
                     Message::Text(text) => match decode::<ServerMessage>(text.as_str()) {
                         Ok(message) => {
-                            if deliver.send(message).is_err() {
+                            if deliver.send(message).await.is_err() {
                                 break;
                             }
                         }
@@ -55,19 +63,26 @@ impl SignalingLink {
         Ok(Self {
             out,
             writer,
+            reader,
             incoming,
         })
     }
 
     /// Queues a message for the service. After the connection is lost this does nothing; the
-    /// loss shows as `incoming` closing.
+    /// loss shows as `incoming` closing. A full queue means the connection is stuck: the link is
+    /// torn down, which shows the same way.
     pub(crate) fn send(&self, message: ClientMessage) {
-        let _ = self.out.send(message);
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.out.try_send(message) {
+            tracing::warn!("signaling is stuck ({QUEUE} messages unsent); dropping the link");
+            self.writer.abort();
+            self.reader.abort();
+        }
     }
 
     /// Sends what is queued, then closes the WebSocket (waiting at most `limit`).
     pub(crate) async fn close(self, limit: std::time::Duration) {
         drop(self.out);
         let _ = tokio::time::timeout(limit, self.writer).await;
+        self.reader.abort();
     }
 }

@@ -64,19 +64,21 @@ impl std::fmt::Display for CallId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParticipantState {
-    /// Known to the call but not yet invited or alerted.
+    /// Known to the call but not yet invited or alerted. Not sent yet: every participant the
+    /// service names is already being alerted; it comes with adding participants to group calls.
     Idle,
-    /// Media flows before the participant answered.
+    /// Media flows before the participant answered. Not sent yet: it comes with phone
+    /// participants through the SIP gateway.
     EarlyMedia,
     /// Being alerted or joining.
     Connecting,
     /// In the call.
     Connected,
-    /// Put the call on hold.
+    /// Put the call on hold. Not sent yet: hold and resume are a planned feature.
     Hold,
-    /// Waiting in the lobby.
+    /// Waiting in the lobby. Not sent yet: lobbies come with group meetings.
     InLobby,
-    /// Left the call; the reason comes with it.
+    /// Left the call; the reason comes with it (the client sets it on `participant_left`).
     Disconnected,
 }
 

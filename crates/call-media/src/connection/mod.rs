@@ -57,6 +57,12 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 /// Binding requests before a pair fails, scaled so the give-up time stays near the default's.
 const ICE_MAX_BINDING_REQUESTS: u16 = 140;
 
+/// Where the media sockets bind. The wildcard is expanded by webrtc-rs into one socket per usable
+/// interface (loopback and link-local skipped), each a host candidate, so a service on another
+/// host is reached through whichever interface routes to it; loopback is added for a service on
+/// this machine. ICE picks the pair that works.
+const BIND_ADDRS: [&str; 2] = ["0.0.0.0:0", "127.0.0.1:0"];
+
 /// What the connection reports to the engine.
 #[derive(Debug)]
 pub(crate) enum ConnectionEvent {
@@ -220,7 +226,7 @@ impl MediaConnection {
                 .with_setting_engine(settings)
                 .with_interceptor_registry(registry)
                 .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-                .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+                .with_udp_addrs(BIND_ADDRS.iter().map(|a| a.to_string()).collect())
                 .build()
                 .await
                 .map_err(err)?,

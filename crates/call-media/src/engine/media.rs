@@ -1,0 +1,141 @@
+//! A session's devices and video sources: which microphone, speaker and cameras are open, and
+//! sending microphone frames.
+
+use call_protocol::{CallId, ClientMessage, MediaType};
+
+use super::AgentEvent;
+use super::session::Session;
+use crate::audio::{VOICE_LEVEL, audio_level};
+use crate::connection::video_index;
+use crate::device::{DeviceId, DeviceKind, Microphone};
+
+impl Session {
+    /// Starts, switches or stops a call's camera or screen share, and tells the service and the app.
+    pub(super) fn set_video(
+        &mut self,
+        call_id: CallId,
+        media_type: MediaType,
+        source: Option<DeviceId>,
+    ) {
+        let i = video_index(media_type);
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        call.video[i] = source;
+        self.update_sources();
+        let source = self.calls.get(&call_id).and_then(|c| c.video[i].clone());
+        self.link.send(ClientMessage::SetVideo {
+            call_id: call_id.clone(),
+            media_type,
+            on: source.is_some(),
+        });
+        self.emit(AgentEvent::LocalVideo {
+            call_id,
+            media_type,
+            source,
+            preview: self.senders[i].preview(),
+        });
+    }
+
+    /// Points each video sender at the source some call wants (one camera and one screen share
+    /// are sent at a time), opening it if it changed. A source that fails to open is reported and
+    /// that stream goes off in its calls, so no state claims video that is not sent.
+    pub(super) fn update_sources(&mut self) {
+        for i in 0..self.senders.len() {
+            let wanted = self.calls.values().find_map(|c| c.video[i].clone());
+            if wanted == self.sources[i] {
+                continue;
+            }
+            let opened = match &wanted {
+                Some(id) => match self.devices.open_camera(id) {
+                    Ok(camera) => Some(camera),
+                    Err(error) => {
+                        for call in self
+                            .calls
+                            .values_mut()
+                            .filter(|c| c.video[i].as_ref() == Some(id))
+                        {
+                            call.video[i] = None;
+                        }
+                        self.emit(AgentEvent::DeviceFailed {
+                            kind: DeviceKind::Camera,
+                            error,
+                        });
+                        None
+                    }
+                },
+                None => None,
+            };
+            self.sources[i] = opened.as_ref().map(|c| c.id.clone());
+            self.senders[i].set_camera(opened);
+        }
+    }
+
+    /// Opens the devices while a call is connected and closes them when none is.
+    pub(super) fn update_devices(&mut self) {
+        let active = self.media_up && self.calls.values().any(|c| c.announced);
+        if !active {
+            self.microphone = None;
+            self.speaker = None;
+            self.devices_failed = false;
+            return;
+        }
+        if self.devices_failed {
+            return;
+        }
+        if self.microphone.is_none()
+            && let Some(id) = &self.config.microphone
+        {
+            match self.devices.open_microphone(id) {
+                Ok(m) => self.microphone = Some(m),
+                Err(error) => {
+                    self.devices_failed = true;
+                    self.emit(AgentEvent::DeviceFailed {
+                        kind: DeviceKind::Microphone,
+                        error,
+                    });
+                }
+            }
+        }
+        if self.speaker.is_none()
+            && let Some(id) = &self.config.speaker
+        {
+            match self.devices.open_speaker(id, self.playout.clone()) {
+                Ok(s) => self.speaker = Some(s),
+                Err(error) => {
+                    self.devices_failed = true;
+                    self.emit(AgentEvent::DeviceFailed {
+                        kind: DeviceKind::Speaker,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Encodes and sends one microphone frame, or silence while every connected call is muted.
+    pub(super) async fn send_frame(&mut self, samples: &[f32]) {
+        let muted = self.calls.values().filter(|c| c.announced).all(|c| c.muted);
+        let samples = if muted { &self.silence[..] } else { samples };
+        let level = audio_level(samples);
+        let voice = level <= VOICE_LEVEL;
+        match self.encoder.encode(samples) {
+            Ok(packet) => {
+                if let Err(e) = self.connection.send_audio(packet, level, voice).await {
+                    tracing::debug!("sending audio failed: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("opus encode failed: {e}"),
+        }
+    }
+}
+
+/// The next microphone frame, or never when no microphone is open.
+pub(super) async fn next_frame(
+    microphone: &mut Option<Microphone>,
+) -> Option<crate::device::AudioFrame> {
+    match microphone {
+        Some(m) => m.frames.recv().await,
+        None => std::future::pending().await,
+    }
+}

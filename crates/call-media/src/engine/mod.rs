@@ -1,0 +1,375 @@
+//! The engine: one signed-in user's signaling link, media connection and devices, as a task on
+//! a [`MediaRuntime`] that many agents share.
+//!
+//! Commands go in over a bounded tokio channel ([`Agent::send`] never blocks; a full queue is
+//! refused, not waited on); facts come out over a bounded crossbeam channel ([`Agent::events`])
+//! that a Bevy system drains once per frame. An app that stops draining it loses the agent with
+//! [`AgentError::Overloaded`], never a silently dropped fact. The service's word decides call
+//! states; the engine only holds a call's `Connected` back until its own media connection is up,
+//! so a state never claims media that cannot flow.
+//!
+//! - `mod.rs`: the public types, the [`Agent`] handle and the [`MediaRuntime`].
+//! - `session.rs`: signing in and the session loop (signaling, connection and command events).
+//! - `media.rs`: devices and video sources of a session, and sending microphone frames.
+
+mod media;
+mod session;
+
+use call_protocol::{
+    CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantInfo,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::mpsc;
+
+use crate::device::{DeviceError, DeviceId, DeviceKind, DeviceManager};
+use crate::video::FrameSlot;
+
+/// Facts an engine may have waiting for the app. The app drains them every frame; a full queue
+/// means it stopped doing so, and the engine then hangs up and stops ([`AgentError::Overloaded`]).
+pub const EVENT_QUEUE: usize = 4096;
+/// Requests waiting for the engine; beyond this [`Agent::send`] refuses with
+/// [`CommandError::Busy`].
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// How an agent signs in and which devices it uses.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The service's signaling URL, e.g. `ws://127.0.0.1:8470/ws`.
+    pub service_url: String,
+    /// An access token from the service.
+    pub token: String,
+    /// The name other participants see.
+    pub display_name: String,
+    /// The microphone to capture in calls; `None` sends nothing.
+    pub microphone: Option<DeviceId>,
+    /// The speaker to play calls on; `None` plays nothing.
+    pub speaker: Option<DeviceId>,
+}
+
+/// A request to the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Call the targets under this (caller-chosen) id.
+    StartCall {
+        /// The new call's id.
+        call_id: CallId,
+        /// Whom to call.
+        targets: Vec<CommunicationIdentifier>,
+        /// Start with video from this camera.
+        camera: Option<DeviceId>,
+    },
+    /// Accept an incoming call.
+    AcceptCall(CallId),
+    /// Reject an incoming call.
+    RejectCall(CallId),
+    /// Leave a call.
+    HangUp(CallId),
+    /// Mute or unmute the microphone in a call.
+    SetMuted {
+        /// Which call.
+        call_id: CallId,
+        /// The new state.
+        muted: bool,
+    },
+    /// Send a video stream in a call from this source (start or switch), or stop (`None`). The
+    /// source is a camera-kind device, for the screen share too.
+    SetVideo {
+        /// Which call.
+        call_id: CallId,
+        /// Camera or screen share.
+        media_type: MediaType,
+        /// The source, or none.
+        source: Option<DeviceId>,
+    },
+    /// Receive a participant's video stream.
+    Subscribe {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+    },
+    /// Stop receiving a participant's video stream.
+    Unsubscribe {
+        /// Which call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+    },
+}
+
+/// Why the agent is not (or no longer) connected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    /// The service could not be reached.
+    #[error("could not reach the call service at {url}: {reason}")]
+    Unreachable {
+        /// Where it was looked for.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The service refused to sign the user in (bad, forged or expired token).
+    #[error("the call service refused the sign-in ({code:?}): {message}")]
+    Refused {
+        /// The service's error code.
+        code: ErrorCode,
+        /// The service's explanation.
+        message: String,
+    },
+    /// The signaling connection was lost.
+    #[error("the connection to the call service was lost")]
+    ConnectionLost,
+    /// The media connection failed.
+    #[error("the media connection to the call service failed: {0}")]
+    Media(String),
+    /// The app stopped draining the engine's facts ([`EVENT_QUEUE`] were waiting), so the
+    /// engine hung up and stopped rather than drop one.
+    #[error("the app did not drain the engine's events; the agent stopped")]
+    Overloaded,
+    /// The engine stopped without saying why (its task ended unexpectedly).
+    #[error("the media engine stopped")]
+    EngineStopped,
+}
+
+/// The agent's connection to the service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentConnection {
+    /// Signing in and setting up media.
+    Connecting,
+    /// Signed in, media connection up.
+    Connected {
+        /// Who the service says we are.
+        user: CommunicationIdentifier,
+    },
+    /// Not connected; the error says why.
+    Disconnected(AgentError),
+}
+
+/// A fact from the engine.
+#[derive(Clone, Debug)]
+pub enum AgentEvent {
+    /// The agent's connection changed.
+    Connection(AgentConnection),
+    /// Somebody calls.
+    IncomingCall {
+        /// The call.
+        call_id: CallId,
+        /// Who calls.
+        caller: ParticipantInfo,
+    },
+    /// The callees of an outgoing call are being alerted.
+    CallRinging(CallId),
+    /// The call is connected and its media can flow.
+    CallConnected(CallId),
+    /// The call ended.
+    CallEnded {
+        /// The call.
+        call_id: CallId,
+        /// Why.
+        reason: CallEndReason,
+    },
+    /// A participant joined or changed.
+    ParticipantUpdated {
+        /// The call.
+        call_id: CallId,
+        /// Their state.
+        participant: ParticipantInfo,
+    },
+    /// A participant left.
+    ParticipantLeft {
+        /// The call.
+        call_id: CallId,
+        /// Who.
+        id: CommunicationIdentifier,
+        /// Why.
+        reason: CallEndReason,
+    },
+    /// A device could not be opened; calls go on without it.
+    DeviceFailed {
+        /// Microphone or speaker.
+        kind: DeviceKind,
+        /// What failed.
+        error: DeviceError,
+    },
+    /// This agent's camera or screen share in a call started, switched source, or stopped
+    /// (`source: None`).
+    LocalVideo {
+        /// The call.
+        call_id: CallId,
+        /// Camera or screen share.
+        media_type: MediaType,
+        /// The source sending now, if any.
+        source: Option<DeviceId>,
+        /// What is being sent, as RGBA.
+        preview: FrameSlot,
+    },
+    /// A subscribed video stream now arrives; its decoded pictures appear in `frames`.
+    VideoRouted {
+        /// The call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+        /// The latest-frame slot it decodes into.
+        frames: FrameSlot,
+    },
+    /// A video stream no longer arrives (unsubscribed, or its sender left).
+    VideoUnrouted {
+        /// The call.
+        call_id: CallId,
+        /// Whose stream.
+        participant: CommunicationIdentifier,
+        /// Which stream.
+        media_type: MediaType,
+    },
+    /// The service refused a request.
+    RequestFailed {
+        /// The service's error code.
+        code: ErrorCode,
+        /// The service's explanation.
+        message: String,
+    },
+}
+
+/// Why [`Agent::send`] did not queue a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// [`COMMAND_QUEUE`] commands are already waiting: the engine is not keeping up.
+    #[error("the media engine has {COMMAND_QUEUE} requests waiting; this one was not queued")]
+    Busy,
+    /// The engine has stopped.
+    #[error("the media engine has stopped")]
+    Stopped,
+}
+
+/// The tokio runtime that engines run on: one for any number of agents (an app with fifty agents
+/// has one runtime, not fifty). Dropping it stops every engine on it without waiting for them.
+pub struct MediaRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl MediaRuntime {
+    /// A multi-threaded runtime with `worker_threads` workers (at least one).
+    pub fn new(worker_threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads.max(1))
+            .thread_name("call-media")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        // Only Drop takes the runtime out.
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives until MediaRuntime is dropped")
+            .handle()
+    }
+}
+
+impl std::fmt::Debug for MediaRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaRuntime").finish_non_exhaustive()
+    }
+}
+
+impl Drop for MediaRuntime {
+    fn drop(&mut self) {
+        // Never block the dropping thread (an app's main thread) on engines winding down.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A running engine for one user. Dropping it returns at once: the engine then hangs up, closes
+/// media and ends on its runtime by itself.
+pub struct Agent {
+    commands: mpsc::Sender<AgentCommand>,
+    events: crossbeam_channel::Receiver<AgentEvent>,
+    failure: Arc<OnceLock<AgentError>>,
+}
+
+impl Agent {
+    /// Starts the engine on `runtime`; it signs in right away.
+    pub fn spawn(config: AgentConfig, devices: DeviceManager, runtime: &MediaRuntime) -> Self {
+        let (commands, inputs) = mpsc::channel(COMMAND_QUEUE);
+        let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
+        let sink = Events::new(events_tx);
+        let failure = sink.failure.clone();
+        runtime
+            .handle()
+            .spawn(session::run(config, devices, inputs, sink));
+        Self {
+            commands,
+            events,
+            failure,
+        }
+    }
+
+    /// Queues a command; never blocks.
+    pub fn send(&self, command: AgentCommand) -> Result<(), CommandError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::Busy,
+            mpsc::error::TrySendError::Closed(_) => CommandError::Stopped,
+        })
+    }
+
+    /// The engine's facts, in order. Once the engine has ended and every fact was read, the
+    /// channel reports itself disconnected.
+    pub fn events(&self) -> &crossbeam_channel::Receiver<AgentEvent> {
+        &self.events
+    }
+
+    /// Why the engine went offline, once it has: the same error as its last
+    /// [`AgentConnection::Disconnected`] fact, available even if that fact could not be queued.
+    pub fn failure(&self) -> Option<AgentError> {
+        self.failure.get().cloned()
+    }
+}
+
+/// The sending side of an engine's facts.
+#[derive(Clone)]
+struct Events {
+    tx: crossbeam_channel::Sender<AgentEvent>,
+    overflowed: Arc<AtomicBool>,
+    /// Why the engine went offline, readable even when that fact could not be queued.
+    failure: Arc<OnceLock<AgentError>>,
+}
+
+impl Events {
+    fn new(tx: crossbeam_channel::Sender<AgentEvent>) -> Self {
+        Self {
+            tx,
+            overflowed: Default::default(),
+            failure: Default::default(),
+        }
+    }
+
+    /// Records why the engine went offline (the first reason counts).
+    fn fail(&self, error: AgentError) {
+        let _ = self.failure.set(error);
+    }
+
+    /// Queues a fact. A full queue is remembered ([`Events::overflowed`]); the session then
+    /// stops, since a lost fact would leave the app's state lying.
+    fn emit(&self, event: AgentEvent) {
+        if let Err(crossbeam_channel::TrySendError::Full(_)) = self.tx.try_send(event) {
+            self.overflowed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+}

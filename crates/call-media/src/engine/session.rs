@@ -1,0 +1,415 @@
+//! Signing in and the session loop: one task per agent that owns the signaling link, the media
+//! connection and the devices, and reacts to commands, server messages and connection events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use call_protocol::{
+    CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, MediaType,
+    ServerMessage,
+};
+use tokio::sync::mpsc;
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+use super::{AgentCommand, AgentConfig, AgentConnection, AgentError, AgentEvent, Events};
+use crate::audio::{Playout, VoiceEncoder};
+use crate::connection::{ConnectionEvent, MediaConnection};
+use crate::device::{DeviceId, DeviceManager, FRAME_SAMPLES, Microphone, Speaker};
+use crate::signaling::SignalingLink;
+use crate::video::{EncodedUnit, VideoSender};
+
+/// How long signing in may take before it counts as unreachable.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The engine task: signs in, runs the session, and answers truthfully once offline.
+pub(super) async fn run(
+    config: AgentConfig,
+    devices: DeviceManager,
+    mut inputs: mpsc::Receiver<AgentCommand>,
+    events: Events,
+) {
+    events.emit(AgentEvent::Connection(AgentConnection::Connecting));
+    let error = match tokio::time::timeout(SIGN_IN_TIMEOUT, sign_in(&config)).await {
+        Ok(Ok((link, user))) => {
+            match Session::start(config, devices, link, user, events.clone()).await {
+                Ok(session) => session.run(&mut inputs).await,
+                Err(e) => Some(e),
+            }
+        }
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(AgentError::Unreachable {
+            url: config.service_url.clone(),
+            reason: "timed out".into(),
+        }),
+    };
+    let Some(error) = error else { return };
+    events.fail(error.clone());
+    events.emit(AgentEvent::Connection(AgentConnection::Disconnected(error)));
+    // Offline: calls cannot start, but every request still gets a truthful answer.
+    while let Some(command) = inputs.recv().await {
+        if events.overflowed() {
+            return;
+        }
+        if let AgentCommand::StartCall { call_id, .. } = command {
+            events.emit(AgentEvent::CallEnded {
+                call_id,
+                reason: CallEndReason::SERVICE_CONNECTION_LOST,
+            });
+        }
+    }
+}
+
+async fn sign_in(
+    config: &AgentConfig,
+) -> Result<(SignalingLink, CommunicationIdentifier), AgentError> {
+    let mut link = SignalingLink::connect(&config.service_url)
+        .await
+        .map_err(|reason| AgentError::Unreachable {
+            url: config.service_url.clone(),
+            reason,
+        })?;
+    link.send(ClientMessage::Hello {
+        token: config.token.clone(),
+        display_name: config.display_name.clone(),
+    });
+    match link.incoming.recv().await {
+        Some(ServerMessage::Welcome { user }) => Ok((link, user)),
+        Some(ServerMessage::Error { code, message }) => Err(AgentError::Refused { code, message }),
+        Some(other) => Err(AgentError::Refused {
+            code: ErrorCode::BadRequest,
+            message: format!("unexpected first message {other:?}"),
+        }),
+        None => Err(AgentError::ConnectionLost),
+    }
+}
+
+#[derive(Default)]
+pub(super) struct CallEntry {
+    /// The service said the call is connected.
+    pub(super) connected: bool,
+    /// `CallConnected` went out to the app.
+    pub(super) announced: bool,
+    pub(super) muted: bool,
+    /// Where this call's camera and screen share come from, while on (by [`crate::connection::video_index`]).
+    pub(super) video: [Option<DeviceId>; 2],
+}
+
+pub(super) struct Session {
+    pub(super) config: AgentConfig,
+    pub(super) devices: DeviceManager,
+    pub(super) events: Events,
+    pub(super) user: CommunicationIdentifier,
+    pub(super) link: SignalingLink,
+    pub(super) connection: MediaConnection,
+    pub(super) connection_events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    pub(super) playout: Arc<Playout>,
+    pub(super) encoder: VoiceEncoder,
+    pub(super) silence: Vec<f32>,
+    pub(super) media_up: bool,
+    pub(super) calls: HashMap<CallId, CallEntry>,
+    pub(super) microphone: Option<Microphone>,
+    pub(super) speaker: Option<Speaker>,
+    pub(super) devices_failed: bool,
+    /// The camera's and the screen share's encoder threads (by [`crate::connection::video_index`]).
+    pub(super) senders: [VideoSender; 2],
+    pub(super) video_units: mpsc::UnboundedReceiver<EncodedUnit>,
+    /// The sources the senders have now.
+    pub(super) sources: [Option<DeviceId>; 2],
+}
+
+impl Session {
+    async fn start(
+        config: AgentConfig,
+        devices: DeviceManager,
+        link: SignalingLink,
+        user: CommunicationIdentifier,
+        events: Events,
+    ) -> Result<Self, AgentError> {
+        let media = |e: String| AgentError::Media(e);
+        let playout = Arc::new(Playout::new().map_err(|e| media(e.to_string()))?);
+        let encoder = VoiceEncoder::new().map_err(|e| media(e.to_string()))?;
+        let (tx, connection_events) = mpsc::unbounded_channel();
+        let (connection, offer) = MediaConnection::create(playout.clone(), tx)
+            .await
+            .map_err(|e| media(e.to_string()))?;
+        link.send(ClientMessage::Offer { sdp: offer });
+        let (units, video_units) = mpsc::unbounded_channel();
+        let sender = |media_type| {
+            let keyframe = Arc::new(AtomicBool::new(false));
+            connection.watch_keyframe_requests(media_type, keyframe.clone());
+            VideoSender::start(media_type, units.clone(), keyframe)
+                .map_err(|e| media(e.to_string()))
+        };
+        let senders = [sender(MediaType::Video)?, sender(MediaType::ScreenSharing)?];
+        Ok(Self {
+            config,
+            devices,
+            events,
+            user,
+            link,
+            connection,
+            connection_events,
+            playout,
+            encoder,
+            silence: vec![0.0; FRAME_SAMPLES],
+            media_up: false,
+            calls: HashMap::new(),
+            microphone: None,
+            speaker: None,
+            devices_failed: false,
+            senders,
+            video_units,
+            sources: [None, None],
+        })
+    }
+
+    pub(super) fn emit(&self, event: AgentEvent) {
+        self.events.emit(event);
+    }
+
+    /// Runs until shutdown (`None`) or a failure (the error).
+    async fn run(mut self, inputs: &mut mpsc::Receiver<AgentCommand>) -> Option<AgentError> {
+        let outcome = loop {
+            if self.events.overflowed() {
+                break Some(AgentError::Overloaded);
+            }
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(c) => self.command(c),
+                    // The Agent was dropped: shut down.
+                    None => break None,
+                },
+                message = self.link.incoming.recv() => match message {
+                    Some(m) => if let Err(e) = self.server_message(m).await { break Some(e) },
+                    None => break Some(AgentError::ConnectionLost),
+                },
+                event = self.connection_events.recv() => match event {
+                    Some(e) => if let Err(e) = self.connection_event(e) { break Some(e) },
+                    None => break Some(AgentError::Media("the connection's driver stopped".into())),
+                },
+                unit = self.video_units.recv() => if let Some((media_type, unit, duration)) = unit
+                    && let Err(e) = self.connection.send_video(media_type, unit, duration).await
+                {
+                    tracing::debug!("sending video failed: {e}");
+                },
+                frame = super::media::next_frame(&mut self.microphone) => match frame {
+                    Some(f) => self.send_frame(&f.samples).await,
+                    None => self.microphone = None,
+                },
+            }
+        };
+        if outcome.is_none() {
+            // Shutting down is hanging up: the others hear a normal end, not a lost connection.
+            for call_id in self.calls.keys() {
+                self.link.send(ClientMessage::HangUp {
+                    call_id: call_id.clone(),
+                });
+            }
+        }
+        if let Some(error) = &outcome {
+            let reason = match error {
+                AgentError::Media(_) => CallEndReason::MEDIA_FAILED,
+                _ => CallEndReason::SERVICE_CONNECTION_LOST,
+            };
+            for (call_id, _) in self.calls.drain() {
+                self.link.send(ClientMessage::HangUp {
+                    call_id: call_id.clone(),
+                });
+                self.events.emit(AgentEvent::CallEnded { call_id, reason });
+            }
+        }
+        self.microphone = None;
+        self.speaker = None;
+        for sender in &self.senders {
+            sender.set_camera(None);
+        }
+        self.connection.close().await;
+        self.link.close(Duration::from_millis(500)).await;
+        outcome
+    }
+
+    fn command(&mut self, command: AgentCommand) {
+        let message = match command {
+            AgentCommand::StartCall {
+                call_id,
+                targets,
+                camera,
+            } => {
+                self.calls.insert(call_id.clone(), CallEntry::default());
+                self.link.send(ClientMessage::StartCall {
+                    call_id: call_id.clone(),
+                    targets,
+                });
+                if camera.is_some() {
+                    self.set_video(call_id, MediaType::Video, camera);
+                }
+                return;
+            }
+            AgentCommand::SetVideo {
+                call_id,
+                media_type,
+                source,
+            } => {
+                self.set_video(call_id, media_type, source);
+                return;
+            }
+            AgentCommand::Subscribe {
+                call_id,
+                participant,
+                media_type,
+            } => ClientMessage::Subscribe {
+                call_id,
+                participant,
+                media_type,
+            },
+            AgentCommand::Unsubscribe {
+                call_id,
+                participant,
+                media_type,
+            } => ClientMessage::Unsubscribe {
+                call_id,
+                participant,
+                media_type,
+            },
+            AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
+            AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
+            AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
+            AgentCommand::SetMuted { call_id, muted } => {
+                if let Some(call) = self.calls.get_mut(&call_id) {
+                    call.muted = muted;
+                }
+                ClientMessage::SetMuted { call_id, muted }
+            }
+        };
+        self.link.send(message);
+    }
+
+    async fn server_message(&mut self, message: ServerMessage) -> Result<(), AgentError> {
+        match message {
+            ServerMessage::Answer { sdp } => {
+                self.connection
+                    .apply_answer(sdp)
+                    .await
+                    .map_err(|e| AgentError::Media(e.to_string()))?;
+            }
+            ServerMessage::IceCandidate { candidate } => {
+                if let Err(e) = self.connection.add_remote_candidate(candidate).await {
+                    tracing::debug!("ignoring the service's candidate: {e}");
+                }
+            }
+            ServerMessage::IncomingCall { call_id, caller } => {
+                self.calls.insert(call_id.clone(), CallEntry::default());
+                self.emit(AgentEvent::IncomingCall { call_id, caller });
+            }
+            ServerMessage::CallRinging { call_id } => self.emit(AgentEvent::CallRinging(call_id)),
+            ServerMessage::CallConnected { call_id } => {
+                if let Some(call) = self.calls.get_mut(&call_id) {
+                    call.connected = true;
+                }
+                self.announce_connected();
+            }
+            ServerMessage::CallEnded { call_id, reason } => {
+                if self
+                    .calls
+                    .remove(&call_id)
+                    .is_some_and(|c| c.video.iter().any(Option::is_some))
+                {
+                    self.update_sources();
+                }
+                self.emit(AgentEvent::CallEnded { call_id, reason });
+                self.update_devices();
+            }
+            ServerMessage::ParticipantUpdated {
+                call_id,
+                participant,
+            } => {
+                self.emit(AgentEvent::ParticipantUpdated {
+                    call_id,
+                    participant,
+                });
+            }
+            ServerMessage::ParticipantLeft {
+                call_id,
+                id,
+                reason,
+            } => {
+                self.emit(AgentEvent::ParticipantLeft {
+                    call_id,
+                    id,
+                    reason,
+                });
+            }
+            ServerMessage::Error { code, message } => {
+                self.emit(AgentEvent::RequestFailed { code, message })
+            }
+            ServerMessage::Welcome { .. } => {}
+            ServerMessage::VideoRouted {
+                call_id,
+                participant,
+                media_type,
+                slot,
+            } => {
+                if let Some(frames) = self.connection.video_frames(slot as usize) {
+                    self.emit(AgentEvent::VideoRouted {
+                        call_id,
+                        participant,
+                        media_type,
+                        frames,
+                    });
+                }
+            }
+            ServerMessage::VideoUnrouted {
+                call_id,
+                participant,
+                media_type,
+            } => self.emit(AgentEvent::VideoUnrouted {
+                call_id,
+                participant,
+                media_type,
+            }),
+        }
+        Ok(())
+    }
+
+    fn connection_event(&mut self, event: ConnectionEvent) -> Result<(), AgentError> {
+        match event {
+            ConnectionEvent::LocalCandidate(candidate) => {
+                self.link.send(ClientMessage::IceCandidate { candidate })
+            }
+            ConnectionEvent::State(RTCPeerConnectionState::Connected) if !self.media_up => {
+                self.media_up = true;
+                self.emit(AgentEvent::Connection(AgentConnection::Connected {
+                    user: self.user.clone(),
+                }));
+                self.announce_connected();
+            }
+            ConnectionEvent::State(
+                state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed),
+            ) => {
+                return Err(AgentError::Media(format!("connection {state}")));
+            }
+            ConnectionEvent::State(state) => tracing::debug!("media connection {state}"),
+        }
+        Ok(())
+    }
+
+    /// Tells the app about calls the service connected, once media can flow.
+    fn announce_connected(&mut self) {
+        if !self.media_up {
+            return;
+        }
+        let mut newly = Vec::new();
+        for (call_id, call) in &mut self.calls {
+            if call.connected && !call.announced {
+                call.announced = true;
+                newly.push(call_id.clone());
+            }
+        }
+        for call_id in newly {
+            self.emit(AgentEvent::CallConnected(call_id));
+        }
+        self.update_devices();
+    }
+}

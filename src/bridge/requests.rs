@@ -1,0 +1,312 @@
+//! Requests from the app to the engines. Each request is an event with an observer that turns it
+//! into an engine command the moment it is triggered, so requests reach the engine in the order
+//! they were written, whatever their type: `Unmute` then `Mute` ends muted.
+
+use bevy::prelude::*;
+use call_media::AgentCommand;
+use call_media::device::DeviceId;
+use call_protocol::{CallEndReason, CallId, CommunicationIdentifier, MediaType};
+
+use super::{AgentLink, CallIndex};
+use crate::model::{
+    AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Mute,
+    ParticipantOf, RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed,
+    StartCall, StartScreenShare, StartVideo, StopScreenShare, StopVideo, StreamOf, SubscribeVideo,
+    Unmute, UnsubscribeVideo,
+};
+
+/// The part of a [`StartCall`] that waits on a new call entity until the call is placed.
+#[derive(Component)]
+pub(crate) struct PlaceCall {
+    targets: Vec<CommunicationIdentifier>,
+    video: Option<DeviceId>,
+}
+
+/// The components of a new outgoing call entity.
+pub(crate) fn outgoing_call(request: StartCall) -> impl Bundle {
+    (
+        Call::new(
+            CallId::random(),
+            CallDirection::Outgoing,
+            CallState::Connecting,
+        ),
+        CallOf(request.agent),
+        PlaceCall {
+            targets: request.targets,
+            video: request.video,
+        },
+    )
+}
+
+/// Registers the observers of every request.
+pub(crate) fn add_request_observers(app: &mut App) {
+    app.add_observer(place_call)
+        .add_observer(call_request::<AcceptCall>)
+        .add_observer(call_request::<RejectCall>)
+        .add_observer(call_request::<HangUp>)
+        .add_observer(call_request::<Mute>)
+        .add_observer(call_request::<Unmute>)
+        .add_observer(call_request::<StartVideo>)
+        .add_observer(call_request::<StopVideo>)
+        .add_observer(call_request::<StartScreenShare>)
+        .add_observer(call_request::<StopScreenShare>)
+        .add_observer(subscription::<SubscribeVideo>)
+        .add_observer(subscription::<UnsubscribeVideo>);
+}
+
+/// Queues a command on an agent's engine.
+fn send(
+    links: &Query<&AgentLink>,
+    agent: Entity,
+    command: AgentCommand,
+) -> Result<(), RequestError> {
+    let link = links.get(agent).map_err(|_| RequestError::NoEngine)?;
+    Ok(link.0.send(command)?)
+}
+
+/// Places a call spawned by [`crate::StartCallExt::start_call`].
+fn place_call(
+    added: On<Add, PlaceCall>,
+    mut calls: Query<(&mut Call, &CallOf, &PlaceCall)>,
+    links: Query<&AgentLink>,
+    mut index: ResMut<CallIndex>,
+    mut commands: Commands,
+    mut changed: MessageWriter<CallStateChanged>,
+    mut failed: MessageWriter<RequestFailed>,
+) {
+    let call = added.entity;
+    commands.entity(call).remove::<PlaceCall>();
+    let Ok((mut c, of, place)) = calls.get_mut(call) else {
+        return;
+    };
+    let command = AgentCommand::StartCall {
+        call_id: c.id.clone(),
+        targets: place.targets.clone(),
+        camera: place.video.clone(),
+    };
+    match send(&links, of.0, command) {
+        Ok(()) => {
+            index.0.insert((of.0, c.id.clone()), call);
+            changed.write(CallStateChanged {
+                call,
+                state: CallState::Connecting,
+                reason: None,
+            });
+        }
+        // The call cannot be placed: it ends at once, and says so.
+        Err(error) => {
+            c.state = CallState::Disconnected;
+            c.end_reason = Some(CallEndReason::SERVICE_CONNECTION_LOST);
+            changed.write(CallStateChanged {
+                call,
+                state: CallState::Disconnected,
+                reason: c.end_reason,
+            });
+            failed.write(RequestFailed { agent: of.0, error });
+        }
+    }
+}
+
+/// A request about an existing call.
+pub(crate) enum CallRequest {
+    Accept,
+    Reject,
+    HangUp,
+    SetMuted(bool),
+    SetVideo(MediaType, Option<DeviceId>),
+}
+
+/// A request event about one call.
+pub(crate) trait ForCall: Event + Clone {
+    /// The call and what to do with it.
+    fn request(&self) -> (Entity, CallRequest);
+}
+
+impl ForCall for AcceptCall {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::Accept)
+    }
+}
+
+impl ForCall for RejectCall {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::Reject)
+    }
+}
+
+impl ForCall for HangUp {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::HangUp)
+    }
+}
+
+impl ForCall for Mute {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SetMuted(true))
+    }
+}
+
+impl ForCall for Unmute {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SetMuted(false))
+    }
+}
+
+impl ForCall for StartVideo {
+    fn request(&self) -> (Entity, CallRequest) {
+        let source = Some(self.camera.clone());
+        (self.call, CallRequest::SetVideo(MediaType::Video, source))
+    }
+}
+
+impl ForCall for StopVideo {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SetVideo(MediaType::Video, None))
+    }
+}
+
+impl ForCall for StartScreenShare {
+    fn request(&self) -> (Entity, CallRequest) {
+        let source = Some(self.source.clone());
+        (
+            self.call,
+            CallRequest::SetVideo(MediaType::ScreenSharing, source),
+        )
+    }
+}
+
+impl ForCall for StopScreenShare {
+    fn request(&self) -> (Entity, CallRequest) {
+        (
+            self.call,
+            CallRequest::SetVideo(MediaType::ScreenSharing, None),
+        )
+    }
+}
+
+/// Applies one call request: the engine command, and the local state change it implies.
+fn call_request<R: ForCall>(
+    request: On<R>,
+    links: Query<&AgentLink>,
+    mut calls: Query<(&mut Call, &CallOf)>,
+    mut changed: MessageWriter<CallStateChanged>,
+    mut failed: MessageWriter<RequestFailed>,
+) {
+    let (call, request) = request.event().request();
+    let Ok((mut c, of)) = calls.get_mut(call) else {
+        return;
+    };
+    let id = c.id.clone();
+    let ending = matches!(c.state, CallState::Disconnecting | CallState::Disconnected);
+    let (command, next, muted) = match request {
+        CallRequest::Accept if c.state == CallState::Incoming => (
+            AgentCommand::AcceptCall(id),
+            Some(CallState::Connecting),
+            None,
+        ),
+        CallRequest::Reject if c.state == CallState::Incoming => (
+            AgentCommand::RejectCall(id),
+            Some(CallState::Disconnecting),
+            None,
+        ),
+        CallRequest::HangUp if !ending => (
+            AgentCommand::HangUp(id),
+            Some(CallState::Disconnecting),
+            None,
+        ),
+        CallRequest::SetVideo(media_type, source) if !ending => (
+            AgentCommand::SetVideo {
+                call_id: id,
+                media_type,
+                source,
+            },
+            None,
+            None,
+        ),
+        CallRequest::SetMuted(muted) if !ending => (
+            AgentCommand::SetMuted { call_id: id, muted },
+            None,
+            Some(muted),
+        ),
+        // A request that does not fit the call's state changes nothing.
+        _ => return,
+    };
+    if let Err(error) = send(&links, of.0, command) {
+        failed.write(RequestFailed { agent: of.0, error });
+        return;
+    }
+    if let Some(muted) = muted {
+        c.is_muted = muted;
+    }
+    if let Some(state) = next {
+        c.state = state;
+        changed.write(CallStateChanged {
+            call,
+            state,
+            reason: None,
+        });
+    }
+}
+
+/// A request event about one remote stream: subscribe (`true`) or unsubscribe.
+pub(crate) trait ForStream: Event + Clone {
+    /// The stream, and whether to subscribe.
+    fn request(&self) -> (Entity, bool);
+}
+
+impl ForStream for SubscribeVideo {
+    fn request(&self) -> (Entity, bool) {
+        (self.stream, true)
+    }
+}
+
+impl ForStream for UnsubscribeVideo {
+    fn request(&self) -> (Entity, bool) {
+        (self.stream, false)
+    }
+}
+
+/// Applies a subscription request: names the stream to the service by call, participant and
+/// media type.
+fn subscription<R: ForStream>(
+    request: On<R>,
+    links: Query<&AgentLink>,
+    streams: Query<(&RemoteVideoStream, &StreamOf)>,
+    participants: Query<(&RemoteParticipant, &ParticipantOf)>,
+    calls: Query<(&Call, &CallOf)>,
+    mut failed: MessageWriter<RequestFailed>,
+) {
+    let (stream, subscribe) = request.event().request();
+    let Ok((info, of)) = streams.get(stream) else {
+        return;
+    };
+    let Ok((participant, call)) = participants.get(of.0) else {
+        return;
+    };
+    let Ok((c, agent)) = calls.get(call.0) else {
+        return;
+    };
+    let (call_id, participant, media_type) = (
+        c.id.clone(),
+        participant.identifier.clone(),
+        info.media_type,
+    );
+    let command = match subscribe {
+        true => AgentCommand::Subscribe {
+            call_id,
+            participant,
+            media_type,
+        },
+        false => AgentCommand::Unsubscribe {
+            call_id,
+            participant,
+            media_type,
+        },
+    };
+    if let Err(error) = send(&links, agent.0, command) {
+        failed.write(RequestFailed {
+            agent: agent.0,
+            error,
+        });
+    }
+}
