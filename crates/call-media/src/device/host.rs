@@ -1,15 +1,19 @@
-//! Hardware audio through cpal (cameras are not cpal's: none are listed here). Each open stream lives on a thread of its own (cpal streams are
-//! not `Send` on every platform); that thread holds it until the device is dropped.
+//! Hardware audio through cpal (cameras are not cpal's: none are listed here). Each open stream
+//! lives on a thread of its own (cpal streams are not `Send` on every platform); that thread
+//! holds it until the device is dropped, and for a microphone also cuts its frames.
+//!
+//! The callbacks are realtime: they never allocate and never take a lock. The microphone's
+//! writes into a lock-free ring; the speaker's pulls from its [`PlayoutSource`] into a buffer
+//! allocated before the stream starts.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedStreamConfigRange};
 
 use super::{
     AudioFrame, DeviceError, DeviceId, DeviceInfo, DeviceKind, FRAME_SAMPLES, PlayoutSource,
-    Running, SAMPLE_RATE,
+    Running, SAMPLE_RATE, StopSignal, capture,
 };
 
 const PREFIX: &str = "cpal:";
@@ -75,15 +79,17 @@ fn pick(
         })
 }
 
-/// Runs `build` on a device thread, keeps the stream it makes playing until stopped, and
-/// reports whether it started.
-fn run_stream(
+/// Runs `build` on a device thread and, once the stream it makes plays, `then` on that thread
+/// until the device is stopped. Reports whether the stream started.
+fn run_stream<Then: FnOnce(StopSignal)>(
     id: &DeviceId,
-    build: impl FnOnce() -> Result<cpal::Stream, String> + Send + 'static,
+    build: impl FnOnce() -> Result<(cpal::Stream, Then), String> + Send + 'static,
 ) -> Result<Running, DeviceError> {
     let (started_tx, started) = std::sync::mpsc::channel();
     let running = Running::spawn("cpal-stream", move |stop| {
-        let stream = match build().and_then(|s| s.play().map(|_| s).map_err(|e| e.to_string())) {
+        let (stream, then) = match build()
+            .and_then(|(s, then)| s.play().map(|_| (s, then)).map_err(|e| e.to_string()))
+        {
             Ok(s) => s,
             Err(e) => {
                 let _ = started_tx.send(Err(e));
@@ -91,7 +97,7 @@ fn run_stream(
             }
         };
         let _ = started_tx.send(Ok(()));
-        stop.wait();
+        then(stop);
         drop(stream);
     })
     .map_err(|reason| DeviceError::Open {
@@ -111,7 +117,8 @@ fn run_stream(
     }
 }
 
-/// Opens a hardware microphone; its callback cuts the input into 20 ms mono frames.
+/// Opens a hardware microphone. Its callback mixes to mono into a ring; the stream's thread
+/// cuts the ring into 20 ms frames ([`capture`]).
 pub(super) fn open_microphone(
     id: &DeviceId,
     frames: tokio::sync::mpsc::Sender<AudioFrame>,
@@ -126,16 +133,22 @@ pub(super) fn open_microphone(
         .collect();
     let (config, format) = pick(id, configs)?;
     let label = id.clone();
-    run_stream(id, move || match format {
-        SampleFormat::I16 => input_stream::<i16>(&device, &config, frames, label),
-        _ => input_stream::<f32>(&device, &config, frames, label),
+    run_stream(id, move || {
+        let (ring, samples) = rtrb::RingBuffer::new(capture::ring_capacity(config.sample_rate));
+        let reader = std::thread::current();
+        let stream = match format {
+            SampleFormat::I16 => input_stream::<i16>(&device, &config, ring, reader, label),
+            _ => input_stream::<f32>(&device, &config, ring, reader, label),
+        }?;
+        Ok((stream, move |stop| capture::read(samples, frames, stop)))
     })
 }
 
 fn input_stream<T>(
     device: &cpal::Device,
     config: &StreamConfig,
-    frames: tokio::sync::mpsc::Sender<AudioFrame>,
+    mut ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
     label: DeviceId,
 ) -> Result<cpal::Stream, String>
 where
@@ -143,27 +156,20 @@ where
     f32: FromSample<T>,
 {
     let channels = config.channels.max(1) as usize;
-    let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES);
     device
         .build_input_stream::<T, _, _>(
             config,
             move |data: &[T], _| {
-                for chunk in data.chunks(channels) {
-                    let mono =
-                        chunk.iter().map(|&s| s.to_sample::<f32>()).sum::<f32>() / channels as f32;
-                    pending.push(mono);
-                    if pending.len() == FRAME_SAMPLES {
-                        let frame = AudioFrame {
-                            samples: std::mem::replace(
-                                &mut pending,
-                                Vec::with_capacity(FRAME_SAMPLES),
-                            ),
-                            captured_at: Instant::now() - Duration::from_millis(20),
-                        };
-                        // A full queue means the engine is behind: drop this frame, never block.
-                        let _ = frames.try_send(frame);
-                    }
+                // Realtime: no allocation, no lock. A full ring (the reader is behind) drops
+                // the newest samples.
+                let mono = data.chunks(channels).map(|chunk| {
+                    chunk.iter().map(|&s| s.to_sample::<f32>()).sum::<f32>() / channels as f32
+                });
+                let n = mono.len().min(ring.slots());
+                if let Ok(chunk) = ring.write_chunk_uninit(n) {
+                    chunk.fill_from_iter(mono);
                 }
+                reader.unpark();
             },
             move |e| tracing::warn!("microphone {label}: {e}"),
             None,
@@ -186,9 +192,12 @@ pub(super) fn open_speaker(
         .collect();
     let (config, format) = pick(id, configs)?;
     let label = id.clone();
-    run_stream(id, move || match format {
-        SampleFormat::I16 => output_stream::<i16>(&device, &config, source, label),
-        _ => output_stream::<f32>(&device, &config, source, label),
+    run_stream(id, move || {
+        let stream = match format {
+            SampleFormat::I16 => output_stream::<i16>(&device, &config, source, label),
+            _ => output_stream::<f32>(&device, &config, source, label),
+        }?;
+        Ok((stream, |stop: StopSignal| stop.wait()))
     })
 }
 
@@ -202,15 +211,18 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let channels = config.channels.max(1) as usize;
-    let mut mono = Vec::new();
+    // Allocated here, before the stream runs: the callback pulls a frame at most at a time.
+    let mut mono = vec![0.0; FRAME_SAMPLES];
     device
         .build_output_stream::<T, _, _>(
             config,
             move |data: &mut [T], _| {
-                mono.resize(data.len() / channels, 0.0);
-                source.fill(&mut mono);
-                for (chunk, &s) in data.chunks_mut(channels).zip(&mono) {
-                    chunk.fill(T::from_sample(s));
+                for block in data.chunks_mut(channels * FRAME_SAMPLES) {
+                    let mono = &mut mono[..block.len() / channels];
+                    source.fill(mono);
+                    for (chunk, &s) in block.chunks_mut(channels).zip(mono.iter()) {
+                        chunk.fill(T::from_sample(s));
+                    }
                 }
             },
             move |e| tracing::warn!("speaker {label}: {e}"),

@@ -6,6 +6,7 @@
 //! Dropping either stops it. Opening a device that fails returns a [`DeviceError`], never a panic.
 
 mod camera;
+mod capture;
 mod host;
 mod host_camera;
 mod synthetic;
@@ -106,7 +107,9 @@ pub enum DeviceError {
 
 /// What a speaker plays: filled on the speaker's own clock, mono at [`SAMPLE_RATE`].
 pub trait PlayoutSource: Send + Sync + 'static {
-    /// Fills `out` with the next samples to play.
+    /// Fills `out` with the next samples to play. A hardware speaker calls this from its
+    /// realtime callback, at most [`FRAME_SAMPLES`] at a time: it should neither allocate nor
+    /// wait on a lock that anything slower holds.
     fn fill(&self, out: &mut [f32]);
 }
 
@@ -146,6 +149,15 @@ impl StopSignal {
     fn wait(&self) {
         let _ = self.0.recv();
     }
+
+    /// True once the device was stopped. A thread that polls this instead of waiting parks
+    /// between polls: stopping also unparks it.
+    fn stopped(&self) -> bool {
+        matches!(
+            self.0.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        )
+    }
 }
 
 impl Running {
@@ -164,9 +176,11 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Dropping the sender wakes the thread's wait with "disconnected".
+        // Dropping the sender wakes the thread's wait with "disconnected"; unparking wakes a
+        // thread that polls `stopped`.
         drop(self.stop.take());
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
