@@ -1,10 +1,12 @@
 //! The non-realtime half of a hardware microphone. Its cpal callback only mixes each period
 //! down to mono and copies it into a lock-free ring ([`rtrb`]), then unparks the reader: this
 //! module's loop, on the stream's own thread, which cuts the ring's samples into 20 ms
-//! [`AudioFrame`]s for the engine.
+//! [`AudioFrame`]s for the engine, resampling them to 48 kHz first when the device runs at
+//! another rate.
 
 use std::time::{Duration, Instant};
 
+use super::resample::ToEngine;
 use super::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE, StopSignal};
 
 /// One frame's duration.
@@ -54,10 +56,11 @@ impl Frames {
     }
 }
 
-/// Reads what the callback writes into `ring` until the device is stopped or the engine stops
-/// listening. The callback unparks this thread after each period; the timeout is a fallback.
+/// Reads what the callback writes into `ring` (through `resampler` when the device is not at
+/// 48 kHz) until the device is stopped or the engine stops listening. The callback unparks this thread after each period; the timeout is a fallback.
 pub(super) fn read(
     mut ring: rtrb::Consumer<f32>,
+    mut resampler: Option<ToEngine>,
     out: tokio::sync::mpsc::Sender<AudioFrame>,
     stop: StopSignal,
 ) {
@@ -65,10 +68,14 @@ pub(super) fn read(
         pending: Vec::with_capacity(FRAME_SAMPLES),
         out,
     };
+    let mut deliver = |samples: &[f32]| match &mut resampler {
+        Some(resampler) => resampler.push(samples, |s| frames.push(s)),
+        None => frames.push(samples),
+    };
     while !stop.stopped() {
         if let Ok(chunk) = ring.read_chunk(ring.slots()) {
             let (first, second) = chunk.as_slices();
-            let open = frames.push(first) && frames.push(second);
+            let open = deliver(first) && deliver(second);
             chunk.commit_all();
             if !open {
                 return;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedStreamConfigRange};
 
+use super::resample::{ToDevice, ToEngine};
 use super::{
     AudioFrame, DeviceError, DeviceId, DeviceInfo, DeviceKind, FRAME_SAMPLES, PlayoutSource,
     Running, SAMPLE_RATE, StopSignal, capture,
@@ -59,7 +60,8 @@ fn find(id: &DeviceId, kind: DeviceKind) -> Result<cpal::Device, DeviceError> {
         .ok_or_else(|| DeviceError::NotFound(id.clone()))
 }
 
-/// A 48 kHz config in f32 or i16, preferring f32 and fewer channels.
+/// The config nearest 48 kHz in f32 or i16: 48 kHz itself when offered (no resampling), else
+/// the supported rate closest to it, which the stream resamples. f32 and fewer channels first.
 fn pick(
     id: &DeviceId,
     configs: Vec<SupportedStreamConfigRange>,
@@ -67,15 +69,27 @@ fn pick(
     configs
         .into_iter()
         .filter(|c| matches!(c.sample_format(), SampleFormat::F32 | SampleFormat::I16))
-        .filter(|c| (c.min_sample_rate()..=c.max_sample_rate()).contains(&SAMPLE_RATE))
-        .min_by_key(|c| (c.sample_format() != SampleFormat::F32, c.channels()))
-        .map(|c| {
+        .filter_map(|c| {
+            let rate = SAMPLE_RATE
+                .max(c.min_sample_rate())
+                .min(c.max_sample_rate());
             let format = c.sample_format();
-            (c.with_sample_rate(SAMPLE_RATE).config(), format)
+            let channels = c.channels();
+            // A range the device got backwards yields nothing rather than a panic.
+            let config = c.try_with_sample_rate(rate).filter(|_| rate > 0)?;
+            Some((config.config(), format, channels))
         })
+        .min_by_key(|(config, format, channels)| {
+            (
+                config.sample_rate.abs_diff(SAMPLE_RATE),
+                *format != SampleFormat::F32,
+                *channels,
+            )
+        })
+        .map(|(config, format, _)| (config, format))
         .ok_or_else(|| DeviceError::Open {
             id: id.clone(),
-            reason: "the device offers no 48 kHz f32 or i16 format".into(),
+            reason: "the device offers no f32 or i16 format".into(),
         })
 }
 
@@ -118,7 +132,7 @@ fn run_stream<Then: FnOnce(StopSignal)>(
 }
 
 /// Opens a hardware microphone. Its callback mixes to mono into a ring; the stream's thread
-/// cuts the ring into 20 ms frames ([`capture`]).
+/// resamples the ring to 48 kHz if needed and cuts it into 20 ms frames ([`capture`]).
 pub(super) fn open_microphone(
     id: &DeviceId,
     frames: tokio::sync::mpsc::Sender<AudioFrame>,
@@ -134,13 +148,20 @@ pub(super) fn open_microphone(
     let (config, format) = pick(id, configs)?;
     let label = id.clone();
     run_stream(id, move || {
-        let (ring, samples) = rtrb::RingBuffer::new(capture::ring_capacity(config.sample_rate));
+        let rate = config.sample_rate;
+        let resampler = match rate {
+            SAMPLE_RATE => None,
+            _ => Some(ToEngine::new(rate)?),
+        };
+        let (ring, samples) = rtrb::RingBuffer::new(capture::ring_capacity(rate));
         let reader = std::thread::current();
         let stream = match format {
             SampleFormat::I16 => input_stream::<i16>(&device, &config, ring, reader, label),
             _ => input_stream::<f32>(&device, &config, ring, reader, label),
         }?;
-        Ok((stream, move |stop| capture::read(samples, frames, stop)))
+        Ok((stream, move |stop| {
+            capture::read(samples, resampler, frames, stop)
+        }))
     })
 }
 
@@ -177,7 +198,8 @@ where
         .map_err(|e| e.to_string())
 }
 
-/// Opens a hardware speaker; its callback pulls mono audio and copies it to every channel.
+/// Opens a hardware speaker; its callback pulls mono audio (resampled to the device's rate in
+/// place when it is not 48 kHz) and copies it to every channel.
 pub(super) fn open_speaker(
     id: &DeviceId,
     source: Arc<dyn PlayoutSource>,
@@ -193,9 +215,13 @@ pub(super) fn open_speaker(
     let (config, format) = pick(id, configs)?;
     let label = id.clone();
     run_stream(id, move || {
+        let resampler = match config.sample_rate {
+            SAMPLE_RATE => None,
+            rate => Some(ToDevice::new(rate)?),
+        };
         let stream = match format {
-            SampleFormat::I16 => output_stream::<i16>(&device, &config, source, label),
-            _ => output_stream::<f32>(&device, &config, source, label),
+            SampleFormat::I16 => output_stream::<i16>(&device, &config, source, resampler, label),
+            _ => output_stream::<f32>(&device, &config, source, resampler, label),
         }?;
         Ok((stream, |stop: StopSignal| stop.wait()))
     })
@@ -205,6 +231,7 @@ fn output_stream<T>(
     device: &cpal::Device,
     config: &StreamConfig,
     source: Arc<dyn PlayoutSource>,
+    mut resampler: Option<ToDevice>,
     label: DeviceId,
 ) -> Result<cpal::Stream, String>
 where
@@ -219,7 +246,10 @@ where
             move |data: &mut [T], _| {
                 for block in data.chunks_mut(channels * FRAME_SAMPLES) {
                     let mono = &mut mono[..block.len() / channels];
-                    source.fill(mono);
+                    match &mut resampler {
+                        Some(resampler) => resampler.fill(mono, &*source),
+                        None => source.fill(mono),
+                    }
                     for (chunk, &s) in block.chunks_mut(channels).zip(mono.iter()) {
                         chunk.fill(T::from_sample(s));
                     }
@@ -229,4 +259,57 @@ where
             None,
         )
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpal::SupportedBufferSize;
+
+    fn range(
+        channels: u16,
+        min: u32,
+        max: u32,
+        format: SampleFormat,
+    ) -> SupportedStreamConfigRange {
+        SupportedStreamConfigRange::new(channels, min, max, SupportedBufferSize::Unknown, format)
+    }
+
+    #[test]
+    fn a_device_without_48_khz_opens_at_its_nearest_rate() {
+        let id = DeviceId("cpal:test".into());
+        let (config, format) = pick(
+            &id,
+            vec![
+                range(2, 8_000, 22_050, SampleFormat::F32),
+                range(2, 44_100, 44_100, SampleFormat::I16),
+                range(1, 96_000, 192_000, SampleFormat::F32),
+            ],
+        )
+        .unwrap();
+        assert_eq!((config.sample_rate, format), (44_100, SampleFormat::I16));
+
+        let (config, format) = pick(
+            &id,
+            vec![
+                range(2, 44_100, 48_000, SampleFormat::I16),
+                range(2, 44_100, 96_000, SampleFormat::F32),
+                range(1, 8_000, 48_000, SampleFormat::F32),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (config.sample_rate, config.channels, format),
+            (48_000, 1, SampleFormat::F32)
+        );
+
+        assert!(matches!(
+            pick(&id, vec![range(2, 48_000, 44_100, SampleFormat::F32)]),
+            Err(DeviceError::Open { .. })
+        ));
+        assert!(matches!(
+            pick(&id, vec![range(2, 48_000, 48_000, SampleFormat::U8)]),
+            Err(DeviceError::Open { .. })
+        ));
+    }
 }

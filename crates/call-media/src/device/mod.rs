@@ -3,12 +3,14 @@
 //!
 //! A [`Microphone`] delivers 20 ms mono frames at 48 kHz on a channel. A [`Speaker`] pulls mono
 //! 48 kHz audio from a [`PlayoutSource`] on its own clock: the device's clock drives playout.
+//! Hardware and files at other rates are resampled to and from 48 kHz.
 //! Dropping either stops it. Opening a device that fails returns a [`DeviceError`], never a panic.
 
 mod camera;
 mod capture;
 mod host;
 mod host_camera;
+mod resample;
 mod synthetic;
 
 use std::path::PathBuf;

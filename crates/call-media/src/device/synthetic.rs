@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE};
+use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE, resample};
 
 /// One microphone frame's duration.
 const FRAME: Duration = Duration::from_millis(20);
@@ -97,7 +97,8 @@ impl Recording {
     }
 }
 
-/// Reads a WAV file as mono 48 kHz samples, mixing channels down and resampling linearly.
+/// Reads a WAV file as mono 48 kHz samples, mixing channels down and resampling with
+/// [`resample::clip`].
 pub(super) fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
     let mut reader =
         hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -121,26 +122,7 @@ pub(super) fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
     if mono.is_empty() {
         return Err(format!("{}: no samples", path.display()));
     }
-    Ok(resample(&mono, spec.sample_rate))
-}
-
-/// Linear resampling to [`SAMPLE_RATE`].
-fn resample(input: &[f32], rate: u32) -> Vec<f32> {
-    if rate == SAMPLE_RATE {
-        return input.to_vec();
-    }
-    let step = rate as f64 / SAMPLE_RATE as f64;
-    let len = (input.len() as f64 / step) as usize;
-    (0..len)
-        .map(|i| {
-            let pos = i as f64 * step;
-            let j = pos as usize;
-            let frac = (pos - j as f64) as f32;
-            let a = input[j];
-            let b = input.get(j + 1).copied().unwrap_or(a);
-            a + (b - a) * frac
-        })
-        .collect()
+    resample::clip(mono, spec.sample_rate).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// A whole number of periods of a sine tone, to loop without a click.
@@ -220,11 +202,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resampling_keeps_duration() {
-        let input = vec![0.5f32; 16_000];
-        let out = resample(&input, 16_000);
-        assert_eq!(out.len(), 48_000);
-        assert!(out.iter().all(|&s| (s - 0.5).abs() < 1e-6));
+    fn a_44_1_khz_stereo_wav_reads_as_48_khz_mono() {
+        let path =
+            std::env::temp_dir().join(format!("bevy_calling_wav_{}.wav", std::process::id()));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..44_100 {
+            let s = 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / 44_100.0).sin();
+            let s = (s * i16::MAX as f32) as i16;
+            writer.write_sample(s).unwrap();
+            writer.write_sample(s).unwrap();
+        }
+        writer.finalize().unwrap();
+        let samples = read_wav(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            samples.len().abs_diff(48_000) <= 1,
+            "{} samples",
+            samples.len()
+        );
+        let crossings = samples[480..]
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        let hz = crossings as f32 / 2.0 / ((samples.len() - 480) as f32 / 48_000.0);
+        assert!((hz - 440.0).abs() < 2.0, "{hz} Hz");
     }
 
     #[test]
