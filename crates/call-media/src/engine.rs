@@ -442,7 +442,7 @@ impl Session {
         let outcome = loop {
             tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(Input::Command(c)) => self.command(c),
+                    Some(Input::Command(c)) => self.command(c).await,
                     Some(Input::Shutdown) | None => break None,
                 },
                 message = self.link.incoming.recv() => match message {
@@ -450,7 +450,7 @@ impl Session {
                     None => break Some(AgentError::ConnectionLost),
                 },
                 event = self.connection_events.recv() => match event {
-                    Some(e) => if let Err(e) = self.connection_event(e) { break Some(e) },
+                    Some(e) => if let Err(e) = self.connection_event(e).await { break Some(e) },
                     None => break Some(AgentError::Media("the connection's driver stopped".into())),
                 },
                 unit = self.video_units.recv() => if let Some((media_type, unit, duration)) = unit
@@ -494,7 +494,7 @@ impl Session {
         outcome
     }
 
-    fn command(&mut self, command: AgentCommand) {
+    async fn command(&mut self, command: AgentCommand) {
         let message = match command {
             AgentCommand::StartCall {
                 call_id,
@@ -507,7 +507,7 @@ impl Session {
                     targets,
                 });
                 if camera.is_some() {
-                    self.set_video(call_id, MediaType::Video, camera);
+                    self.set_video(call_id, MediaType::Video, camera).await;
                 }
                 return;
             }
@@ -516,7 +516,7 @@ impl Session {
                 media_type,
                 source,
             } => {
-                self.set_video(call_id, media_type, source);
+                self.set_video(call_id, media_type, source).await;
                 return;
             }
             AgentCommand::Subscribe {
@@ -572,7 +572,7 @@ impl Session {
                 if let Some(call) = self.calls.get_mut(&call_id) {
                     call.connected = true;
                 }
-                self.announce_connected();
+                self.announce_connected().await;
             }
             ServerMessage::CallEnded { call_id, reason } => {
                 if self
@@ -580,10 +580,10 @@ impl Session {
                     .remove(&call_id)
                     .is_some_and(|c| c.video.iter().any(Option::is_some))
                 {
-                    self.update_sources();
+                    self.update_sources().await;
                 }
                 self.emit(AgentEvent::CallEnded { call_id, reason });
-                self.update_devices();
+                self.update_devices().await;
             }
             ServerMessage::ParticipantUpdated {
                 call_id,
@@ -637,7 +637,7 @@ impl Session {
         Ok(())
     }
 
-    fn connection_event(&mut self, event: ConnectionEvent) -> Result<(), AgentError> {
+    async fn connection_event(&mut self, event: ConnectionEvent) -> Result<(), AgentError> {
         match event {
             ConnectionEvent::LocalCandidate(candidate) => {
                 self.link.send(ClientMessage::IceCandidate { candidate })
@@ -647,7 +647,7 @@ impl Session {
                 self.emit(AgentEvent::Connection(AgentConnection::Connected {
                     user: self.user.clone(),
                 }));
-                self.announce_connected();
+                self.announce_connected().await;
             }
             ConnectionEvent::State(
                 state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed),
@@ -660,7 +660,7 @@ impl Session {
     }
 
     /// Tells the app about calls the service connected, once media can flow.
-    fn announce_connected(&mut self) {
+    async fn announce_connected(&mut self) {
         if !self.media_up {
             return;
         }
@@ -674,17 +674,22 @@ impl Session {
         for call_id in newly {
             self.emit(AgentEvent::CallConnected(call_id));
         }
-        self.update_devices();
+        self.update_devices().await;
     }
 
     /// Starts, switches or stops a call's camera or screen share, and tells the service and the app.
-    fn set_video(&mut self, call_id: CallId, media_type: MediaType, source: Option<DeviceId>) {
+    async fn set_video(
+        &mut self,
+        call_id: CallId,
+        media_type: MediaType,
+        source: Option<DeviceId>,
+    ) {
         let i = video_index(media_type);
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
         call.video[i] = source;
-        self.update_sources();
+        self.update_sources().await;
         let source = self.calls.get(&call_id).and_then(|c| c.video[i].clone());
         self.link.send(ClientMessage::SetVideo {
             call_id: call_id.clone(),
@@ -702,14 +707,14 @@ impl Session {
     /// Points each video sender at the source some call wants (one camera and one screen share
     /// are sent at a time), opening it if it changed. A source that fails to open is reported and
     /// that stream goes off in its calls, so no state claims video that is not sent.
-    fn update_sources(&mut self) {
+    async fn update_sources(&mut self) {
         for i in 0..self.senders.len() {
             let wanted = self.calls.values().find_map(|c| c.video[i].clone());
             if wanted == self.sources[i] {
                 continue;
             }
             let opened = match &wanted {
-                Some(id) => match self.devices.open_camera(id) {
+                Some(id) => match self.devices.open_camera_async(id).await {
                     Ok(camera) => Some(camera),
                     Err(error) => {
                         for call in self
@@ -734,7 +739,7 @@ impl Session {
     }
 
     /// Opens the devices while a call is connected and closes them when none is.
-    fn update_devices(&mut self) {
+    async fn update_devices(&mut self) {
         let active = self.media_up && self.calls.values().any(|c| c.announced);
         if !active {
             self.microphone = None;
@@ -748,7 +753,7 @@ impl Session {
         if self.microphone.is_none()
             && let Some(id) = &self.config.microphone
         {
-            match self.devices.open_microphone(id) {
+            match self.devices.open_microphone_async(id).await {
                 Ok(m) => self.microphone = Some(m),
                 Err(error) => {
                     self.devices_failed = true;
@@ -762,7 +767,11 @@ impl Session {
         if self.speaker.is_none()
             && let Some(id) = &self.config.speaker
         {
-            match self.devices.open_speaker(id, self.playout.clone()) {
+            match self
+                .devices
+                .open_speaker_async(id, self.playout.clone())
+                .await
+            {
                 Ok(s) => self.speaker = Some(s),
                 Err(error) => {
                     self.devices_failed = true;
