@@ -1,31 +1,61 @@
 //! The receive mixer: one jitter buffer and Opus decoder per receive slot, mixed into the
 //! speaker on the speaker's own clock.
+//!
+//! The network and the speaker share no lock. Each receive slot has a lock-free single-producer
+//! ring ([`rtrb`]): the slot's receive task copies each packet into it. The speaker, in its
+//! realtime callback, drains the rings into the jitter buffers, then decodes and mixes into
+//! buffers allocated up front, so a pull never allocates and never waits on the network side.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use call_protocol::AUDIO_SLOTS;
 
-use super::jitter::{JitterBuffer, Pull};
+use super::jitter::{JitterBuffer, MAX_PACKET, Pull};
 use crate::device::{FRAME_SAMPLES, PlayoutSource, SAMPLE_RATE};
 
+/// Packets a slot's ring holds between two pulls: one second of one stream, far more than a
+/// device period.
+const RING_PACKETS: usize = 50;
+/// A packet that waited longer than this in its ring (the speaker was closed) is not played.
+const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// A received packet on its way through a ring: plain bytes, so moving it never allocates.
+struct Received {
+    seq: u16,
+    len: usize,
+    arrived: Instant,
+    bytes: [u8; MAX_PACKET],
+}
+
 struct Slot {
+    inbound: rtrb::Consumer<Received>,
     jitter: JitterBuffer,
     decoder: opus::Decoder,
-    /// Decoded samples not yet played.
+    /// Decoded samples not yet played; never more than two frames (see [`Playout::fill`]).
     pcm: VecDeque<f32>,
 }
 
 impl Slot {
-    /// Makes `n` samples available, decoding the next packet when needed. A silent slot pads
-    /// only what is asked, so a stream that starts plays from the next pull instead of waiting
-    /// for a 20 ms boundary set by silence.
+    /// Moves what arrived into the jitter buffer, dropping what waited past [`MAX_WAIT`].
+    fn receive(&mut self, now: Instant) {
+        while let Ok(packet) = self.inbound.pop() {
+            if now.saturating_duration_since(packet.arrived) <= MAX_WAIT {
+                self.jitter.push(packet.seq, &packet.bytes[..packet.len]);
+            }
+        }
+    }
+
+    /// Makes `n` (at most [`FRAME_SAMPLES`]) samples available, decoding the next packet when
+    /// needed. A silent slot pads only what is asked, so a stream that starts plays from the
+    /// next pull instead of waiting for a 20 ms boundary set by silence.
     fn ensure(&mut self, n: usize, frame: &mut [f32]) {
         while self.pcm.len() < n {
             let decoded = match self.jitter.pull() {
-                Pull::Packet(p) => self.decoder.decode_float(&p, frame, false),
-                Pull::Conceal { fec_from: Some(p) } => self.decoder.decode_float(&p, frame, true),
+                Pull::Packet(p) => self.decoder.decode_float(p, frame, false),
+                Pull::Conceal { fec_from: Some(p) } => self.decoder.decode_float(p, frame, true),
                 Pull::Conceal { fec_from: None } => self.decoder.decode_float(&[], frame, false),
                 Pull::Silence => {
                     let missing = n - self.pcm.len();
@@ -35,10 +65,9 @@ impl Slot {
             };
             match decoded {
                 Ok(len) => self.pcm.extend(&frame[..len.min(frame.len())]),
-                Err(e) => {
-                    tracing::debug!("opus decode failed: {e}");
-                    self.pcm.extend(std::iter::repeat_n(0.0, FRAME_SAMPLES));
-                }
+                // No logging here: this runs in the device callback, where formatting
+                // allocates. A packet that does not decode plays as silence.
+                Err(_) => self.pcm.extend(std::iter::repeat_n(0.0, FRAME_SAMPLES)),
             }
         }
     }
@@ -51,22 +80,31 @@ struct Mixer {
 
 /// Receive-side audio: packets go in with [`Playout::push`], the speaker pulls mixed PCM.
 pub struct Playout {
+    /// The network side of each slot's ring. A slot is fed by one receive task at a time; the
+    /// lock only orders a replaced track's task with its successor, and the speaker never
+    /// takes it.
+    inbound: Vec<Mutex<rtrb::Producer<Received>>>,
+    /// The speaker side. Only a pull takes this lock, and only with `try_lock`.
     mixer: Mutex<Mixer>,
 }
 
 impl Playout {
     /// A mixer with [`AUDIO_SLOTS`] slots.
     pub fn new() -> Result<Self, opus::Error> {
-        let slots = (0..AUDIO_SLOTS)
-            .map(|_| {
-                Ok(Slot {
-                    jitter: JitterBuffer::default(),
-                    decoder: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
-                    pcm: VecDeque::with_capacity(2 * FRAME_SAMPLES),
-                })
-            })
-            .collect::<Result<_, opus::Error>>()?;
+        let mut inbound = Vec::with_capacity(AUDIO_SLOTS);
+        let mut slots = Vec::with_capacity(AUDIO_SLOTS);
+        for _ in 0..AUDIO_SLOTS {
+            let (producer, consumer) = rtrb::RingBuffer::new(RING_PACKETS);
+            inbound.push(Mutex::new(producer));
+            slots.push(Slot {
+                inbound: consumer,
+                jitter: JitterBuffer::default(),
+                decoder: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
+                pcm: VecDeque::with_capacity(2 * FRAME_SAMPLES),
+            });
+        }
         Ok(Self {
+            inbound,
             mixer: Mutex::new(Mixer {
                 slots,
                 frame: vec![0.0; FRAME_SAMPLES],
@@ -74,27 +112,52 @@ impl Playout {
         })
     }
 
-    fn mixer(&self) -> std::sync::MutexGuard<'_, Mixer> {
-        self.mixer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a received Opus packet to a slot's jitter buffer.
+    /// Adds a received Opus packet to a slot. When the slot's ring is full (nobody pulls: the
+    /// speaker is closed) this newest packet is dropped, since a single producer cannot evict
+    /// the oldest; the speaker drops those for having waited too long. A packet over
+    /// [`MAX_PACKET`] bytes is dropped.
     pub fn push(&self, slot: usize, seq: u16, payload: Bytes) {
-        if let Some(s) = self.mixer().slots.get_mut(slot) {
-            s.jitter.push(seq, payload);
+        let Some(ring) = self.inbound.get(slot) else {
+            return;
+        };
+        if payload.len() > MAX_PACKET {
+            tracing::debug!("dropping a {}-byte audio packet", payload.len());
+            return;
         }
+        let mut packet = Received {
+            seq,
+            len: payload.len(),
+            arrived: Instant::now(),
+            bytes: [0; MAX_PACKET],
+        };
+        packet.bytes[..payload.len()].copy_from_slice(&payload);
+        let _ = ring.lock().unwrap_or_else(|p| p.into_inner()).push(packet);
     }
 }
 
 impl PlayoutSource for Playout {
     fn fill(&self, out: &mut [f32]) {
         out.fill(0.0);
-        let len = out.len();
-        let mixer = &mut *self.mixer();
-        for slot in &mut mixer.slots {
-            slot.ensure(len, &mut mixer.frame);
-            for (o, s) in out.iter_mut().zip(slot.pcm.drain(..len)) {
-                *o += s;
+        let mut mixer = match self.mixer.try_lock() {
+            Ok(mixer) => mixer,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // Another speaker pulls this playout at this very moment (the engine opens one at a
+            // time): this one plays silence rather than wait.
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let Mixer { slots, frame } = &mut *mixer;
+        let now = Instant::now();
+        for slot in slots.iter_mut() {
+            slot.receive(now);
+        }
+        // At most a frame at a time, so no slot ever holds more than two frames of PCM.
+        for chunk in out.chunks_mut(FRAME_SAMPLES) {
+            let len = chunk.len();
+            for slot in slots.iter_mut() {
+                slot.ensure(len, frame);
+                for (o, s) in chunk.iter_mut().zip(slot.pcm.drain(..len)) {
+                    *o += s;
+                }
             }
         }
         for o in out.iter_mut() {

@@ -1,7 +1,10 @@
-//! The camera handle, and the synthetic cameras: the moving test pattern, and a Y4M file played in a loop. Each runs on a
-//! thread of its own, paced on absolute deadlines at its frame rate.
+//! The camera handle, and the synthetic cameras: the moving test pattern, and a Y4M file played
+//! in a loop. Each runs on a thread of its own, paced on absolute deadlines at its frame rate; the
+//! Y4M camera reads its file there a frame at a time, so a long clip is never held in memory.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{DeviceId, Running};
@@ -39,11 +42,12 @@ pub(super) struct PatternSettings {
     pub(super) fps: u32,
 }
 
-/// Runs `next(n, captured_at)` for frame n at `fps`, sending what it returns.
+/// Runs `next(n, captured_at)` for frame n at `fps`, sending what it returns; `None` ends the
+/// stream.
 fn spawn_camera(
     id: &DeviceId,
     fps: u32,
-    mut next: impl FnMut(u32, Instant) -> VideoFrame + Send + 'static,
+    mut next: impl FnMut(u32, Instant) -> Option<VideoFrame> + Send + 'static,
 ) -> Result<Camera, String> {
     let (tx, frames) = crossbeam_channel::bounded(CAMERA_QUEUE_FRAMES);
     let period = Duration::from_secs(1) / fps.max(1);
@@ -53,7 +57,9 @@ fn spawn_camera(
             if !stop.sleep_until(start + period * n) {
                 break;
             }
-            let frame = next(n, Instant::now());
+            let Some(frame) = next(n, Instant::now()) else {
+                break;
+            };
             if let Err(crossbeam_channel::TrySendError::Disconnected(_)) = tx.try_send(frame) {
                 break;
             }
@@ -87,54 +93,140 @@ pub(super) fn open_pattern(id: &DeviceId, s: PatternSettings) -> Result<Camera, 
         };
         let mut frame = pattern::draw(stamp, s.width, s.height);
         frame.captured_at = at;
-        frame
+        Some(frame)
     })
 }
 
-/// Reads every frame of a 4:2:0 8-bit Y4M file, and its frame rate.
-fn read_y4m(path: &Path) -> Result<(Vec<VideoFrame>, u32), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut decoder = y4m::decode(std::io::BufReader::new(file))
-        .map_err(|e| format!("{}: {e:?}", path.display()))?;
-    let (width, height) = (decoder.get_width() as u32, decoder.get_height() as u32);
-    if !matches!(
-        decoder.get_colorspace(),
-        y4m::Colorspace::C420
-            | y4m::Colorspace::C420jpeg
-            | y4m::Colorspace::C420paldv
-            | y4m::Colorspace::C420mpeg2
-    ) || width % 2 == 1
-        || height % 2 == 1
-    {
-        return Err(format!(
-            "{}: only 8-bit 4:2:0 with even sizes is supported",
-            path.display()
-        ));
-    }
-    let rate = decoder.get_framerate();
-    let fps = (rate.num / rate.den.max(1)).clamp(1, 120) as u32;
-    let mut frames = Vec::new();
-    while let Ok(f) = decoder.read_frame() {
-        frames.push(VideoFrame {
+/// A Y4M file being played: one frame read at a time, from the start again at its end.
+struct Y4mFile {
+    path: PathBuf,
+    decoder: y4m::Decoder<BufReader<File>>,
+    width: u32,
+    height: u32,
+    fps: u32,
+}
+
+impl Y4mFile {
+    /// Opens a 4:2:0 8-bit Y4M file and parses its header (cheap: no frame is read).
+    fn open(path: &Path) -> Result<Self, String> {
+        let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let decoder =
+            y4m::decode(BufReader::new(file)).map_err(|e| format!("{}: {e:?}", path.display()))?;
+        let (width, height) = (decoder.get_width() as u32, decoder.get_height() as u32);
+        if !matches!(
+            decoder.get_colorspace(),
+            y4m::Colorspace::C420
+                | y4m::Colorspace::C420jpeg
+                | y4m::Colorspace::C420paldv
+                | y4m::Colorspace::C420mpeg2
+        ) || width % 2 == 1
+            || height % 2 == 1
+        {
+            return Err(format!(
+                "{}: only 8-bit 4:2:0 with even sizes is supported",
+                path.display()
+            ));
+        }
+        let rate = decoder.get_framerate();
+        let fps = (rate.num / rate.den.max(1)).clamp(1, 120) as u32;
+        Ok(Self {
+            path: path.to_owned(),
+            decoder,
             width,
             height,
-            y: f.get_y_plane().to_vec(),
-            u: f.get_u_plane().to_vec(),
-            v: f.get_v_plane().to_vec(),
+            fps,
+        })
+    }
+
+    /// The next frame, going back to the first after the last (a truncated last frame counts
+    /// as the end).
+    fn next_frame(&mut self) -> Result<VideoFrame, String> {
+        if let Some(frame) = self.read()? {
+            return Ok(frame);
+        }
+        let again = Self::open(&self.path)?;
+        if (again.width, again.height) != (self.width, self.height) {
+            return Err(format!("{}: the file changed", self.path.display()));
+        }
+        *self = again;
+        self.read()?
+            .ok_or_else(|| format!("{}: no frames", self.path.display()))
+    }
+
+    /// The frame at the read position, or none at the end of the file.
+    fn read(&mut self) -> Result<Option<VideoFrame>, String> {
+        let frame = match self.decoder.read_frame() {
+            Ok(frame) => frame,
+            Err(y4m::Error::EOF) => return Ok(None),
+            Err(y4m::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("{}: {e:?}", self.path.display())),
+        };
+        Ok(Some(VideoFrame {
+            width: self.width,
+            height: self.height,
+            y: frame.get_y_plane().to_vec(),
+            u: frame.get_u_plane().to_vec(),
+            v: frame.get_v_plane().to_vec(),
             captured_at: Instant::now(),
-        });
+        }))
     }
-    if frames.is_empty() {
-        return Err(format!("{}: no frames", path.display()));
-    }
-    Ok((frames, fps))
 }
 
+/// Opens a Y4M file camera: the header is checked here, the frames are read on the camera's
+/// thread as it plays. A read error ends the stream.
 pub(super) fn open_y4m(id: &DeviceId, path: &Path) -> Result<Camera, String> {
-    let (frames, fps) = read_y4m(path)?;
-    spawn_camera(id, fps, move |n, at| {
-        let mut frame = frames[n as usize % frames.len()].clone();
-        frame.captured_at = at;
-        frame
+    let mut file = Y4mFile::open(path)?;
+    spawn_camera(id, file.fps, move |_, at| match file.next_frame() {
+        Ok(mut frame) => {
+            frame.captured_at = at;
+            Some(frame)
+        }
+        Err(e) => {
+            tracing::warn!("camera ends: {e}");
+            None
+        }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_y4m(path: &Path, lumas: &[u8]) {
+        let file = File::create(path).unwrap();
+        let mut encoder = y4m::encode(64, 36, y4m::Ratio::new(30, 1))
+            .with_colorspace(y4m::Colorspace::C420jpeg)
+            .write_header(file)
+            .unwrap();
+        for &luma in lumas {
+            let (y, uv) = (vec![luma; 64 * 36], vec![128u8; 32 * 18]);
+            encoder
+                .write_frame(&y4m::Frame::new([&y, &uv, &uv], None))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_y4m_file_that_breaks_mid_way_ends_the_stream() {
+        let dir = std::env::temp_dir().join(format!("bevy_calling_y4m_bad_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.y4m");
+        write_y4m(&path, &[40, 200]);
+        // Corrupt the second frame's header: the first frame plays, then the stream ends.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = bytes.len() - (64 * 36 * 3 / 2) - 6;
+        bytes[second..second + 5].copy_from_slice(b"XXXXX");
+        std::fs::write(&path, &bytes).unwrap();
+        let camera = open_y4m(&DeviceId("test".into()), &path).expect("the header is fine");
+        assert_eq!(camera.frames.recv().map(|f| f.y[0]), Ok(40));
+        assert!(camera.frames.recv().is_err(), "the stream ended");
+
+        // A header-only file opens (the header is all that is read) and ends at once.
+        write_y4m(&path, &[]);
+        let camera = open_y4m(&DeviceId("test".into()), &path).expect("the header is fine");
+        assert!(camera.frames.recv().is_err(), "no frames, no stream");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

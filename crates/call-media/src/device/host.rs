@@ -1,15 +1,20 @@
-//! Hardware audio through cpal (cameras are not cpal's: none are listed here). Each open stream lives on a thread of its own (cpal streams are
-//! not `Send` on every platform); that thread holds it until the device is dropped.
+//! Hardware audio through cpal (cameras are not cpal's: none are listed here). Each open stream
+//! lives on a thread of its own (cpal streams are not `Send` on every platform); that thread
+//! holds it until the device is dropped, and for a microphone also cuts its frames.
+//!
+//! The callbacks are realtime: they never allocate and never take a lock. The microphone's
+//! writes into a lock-free ring; the speaker's pulls from its [`PlayoutSource`] into a buffer
+//! allocated before the stream starts.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig, SupportedStreamConfigRange};
 
+use super::resample::{ToDevice, ToEngine};
 use super::{
     AudioFrame, DeviceError, DeviceId, DeviceInfo, DeviceKind, FRAME_SAMPLES, PlayoutSource,
-    Running, SAMPLE_RATE,
+    Running, SAMPLE_RATE, StopSignal, capture,
 };
 
 const PREFIX: &str = "cpal:";
@@ -55,7 +60,8 @@ fn find(id: &DeviceId, kind: DeviceKind) -> Result<cpal::Device, DeviceError> {
         .ok_or_else(|| DeviceError::NotFound(id.clone()))
 }
 
-/// A 48 kHz config in f32 or i16, preferring f32 and fewer channels.
+/// The config nearest 48 kHz in f32 or i16: 48 kHz itself when offered (no resampling), else
+/// the supported rate closest to it, which the stream resamples. f32 and fewer channels first.
 fn pick(
     id: &DeviceId,
     configs: Vec<SupportedStreamConfigRange>,
@@ -63,27 +69,41 @@ fn pick(
     configs
         .into_iter()
         .filter(|c| matches!(c.sample_format(), SampleFormat::F32 | SampleFormat::I16))
-        .filter(|c| (c.min_sample_rate()..=c.max_sample_rate()).contains(&SAMPLE_RATE))
-        .min_by_key(|c| (c.sample_format() != SampleFormat::F32, c.channels()))
-        .map(|c| {
+        .filter_map(|c| {
+            let rate = SAMPLE_RATE
+                .max(c.min_sample_rate())
+                .min(c.max_sample_rate());
             let format = c.sample_format();
-            (c.with_sample_rate(SAMPLE_RATE).config(), format)
+            let channels = c.channels();
+            // A range the device got backwards yields nothing rather than a panic.
+            let config = c.try_with_sample_rate(rate).filter(|_| rate > 0)?;
+            Some((config.config(), format, channels))
         })
+        .min_by_key(|(config, format, channels)| {
+            (
+                config.sample_rate.abs_diff(SAMPLE_RATE),
+                *format != SampleFormat::F32,
+                *channels,
+            )
+        })
+        .map(|(config, format, _)| (config, format))
         .ok_or_else(|| DeviceError::Open {
             id: id.clone(),
-            reason: "the device offers no 48 kHz f32 or i16 format".into(),
+            reason: "the device offers no f32 or i16 format".into(),
         })
 }
 
-/// Runs `build` on a device thread, keeps the stream it makes playing until stopped, and
-/// reports whether it started.
-fn run_stream(
+/// Runs `build` on a device thread and, once the stream it makes plays, `then` on that thread
+/// until the device is stopped. Reports whether the stream started.
+fn run_stream<Then: FnOnce(StopSignal)>(
     id: &DeviceId,
-    build: impl FnOnce() -> Result<cpal::Stream, String> + Send + 'static,
+    build: impl FnOnce() -> Result<(cpal::Stream, Then), String> + Send + 'static,
 ) -> Result<Running, DeviceError> {
     let (started_tx, started) = std::sync::mpsc::channel();
     let running = Running::spawn("cpal-stream", move |stop| {
-        let stream = match build().and_then(|s| s.play().map(|_| s).map_err(|e| e.to_string())) {
+        let (stream, then) = match build()
+            .and_then(|(s, then)| s.play().map(|_| (s, then)).map_err(|e| e.to_string()))
+        {
             Ok(s) => s,
             Err(e) => {
                 let _ = started_tx.send(Err(e));
@@ -91,7 +111,7 @@ fn run_stream(
             }
         };
         let _ = started_tx.send(Ok(()));
-        stop.wait();
+        then(stop);
         drop(stream);
     })
     .map_err(|reason| DeviceError::Open {
@@ -111,7 +131,8 @@ fn run_stream(
     }
 }
 
-/// Opens a hardware microphone; its callback cuts the input into 20 ms mono frames.
+/// Opens a hardware microphone. Its callback mixes to mono into a ring; the stream's thread
+/// resamples the ring to 48 kHz if needed and cuts it into 20 ms frames ([`capture`]).
 pub(super) fn open_microphone(
     id: &DeviceId,
     frames: tokio::sync::mpsc::Sender<AudioFrame>,
@@ -126,16 +147,29 @@ pub(super) fn open_microphone(
         .collect();
     let (config, format) = pick(id, configs)?;
     let label = id.clone();
-    run_stream(id, move || match format {
-        SampleFormat::I16 => input_stream::<i16>(&device, &config, frames, label),
-        _ => input_stream::<f32>(&device, &config, frames, label),
+    run_stream(id, move || {
+        let rate = config.sample_rate;
+        let resampler = match rate {
+            SAMPLE_RATE => None,
+            _ => Some(ToEngine::new(rate)?),
+        };
+        let (ring, samples) = rtrb::RingBuffer::new(capture::ring_capacity(rate));
+        let reader = std::thread::current();
+        let stream = match format {
+            SampleFormat::I16 => input_stream::<i16>(&device, &config, ring, reader, label),
+            _ => input_stream::<f32>(&device, &config, ring, reader, label),
+        }?;
+        Ok((stream, move |stop| {
+            capture::read(samples, resampler, frames, stop)
+        }))
     })
 }
 
 fn input_stream<T>(
     device: &cpal::Device,
     config: &StreamConfig,
-    frames: tokio::sync::mpsc::Sender<AudioFrame>,
+    mut ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
     label: DeviceId,
 ) -> Result<cpal::Stream, String>
 where
@@ -143,27 +177,20 @@ where
     f32: FromSample<T>,
 {
     let channels = config.channels.max(1) as usize;
-    let mut pending: Vec<f32> = Vec::with_capacity(FRAME_SAMPLES);
     device
         .build_input_stream::<T, _, _>(
             config,
             move |data: &[T], _| {
-                for chunk in data.chunks(channels) {
-                    let mono =
-                        chunk.iter().map(|&s| s.to_sample::<f32>()).sum::<f32>() / channels as f32;
-                    pending.push(mono);
-                    if pending.len() == FRAME_SAMPLES {
-                        let frame = AudioFrame {
-                            samples: std::mem::replace(
-                                &mut pending,
-                                Vec::with_capacity(FRAME_SAMPLES),
-                            ),
-                            captured_at: Instant::now() - Duration::from_millis(20),
-                        };
-                        // A full queue means the engine is behind: drop this frame, never block.
-                        let _ = frames.try_send(frame);
-                    }
+                // Realtime: no allocation, no lock. A full ring (the reader is behind) drops
+                // the newest samples.
+                let mono = data.chunks(channels).map(|chunk| {
+                    chunk.iter().map(|&s| s.to_sample::<f32>()).sum::<f32>() / channels as f32
+                });
+                let n = mono.len().min(ring.slots());
+                if let Ok(chunk) = ring.write_chunk_uninit(n) {
+                    chunk.fill_from_iter(mono);
                 }
+                reader.unpark();
             },
             move |e| tracing::warn!("microphone {label}: {e}"),
             None,
@@ -171,7 +198,8 @@ where
         .map_err(|e| e.to_string())
 }
 
-/// Opens a hardware speaker; its callback pulls mono audio and copies it to every channel.
+/// Opens a hardware speaker; its callback pulls mono audio (resampled to the device's rate in
+/// place when it is not 48 kHz) and copies it to every channel.
 pub(super) fn open_speaker(
     id: &DeviceId,
     source: Arc<dyn PlayoutSource>,
@@ -186,9 +214,16 @@ pub(super) fn open_speaker(
         .collect();
     let (config, format) = pick(id, configs)?;
     let label = id.clone();
-    run_stream(id, move || match format {
-        SampleFormat::I16 => output_stream::<i16>(&device, &config, source, label),
-        _ => output_stream::<f32>(&device, &config, source, label),
+    run_stream(id, move || {
+        let resampler = match config.sample_rate {
+            SAMPLE_RATE => None,
+            rate => Some(ToDevice::new(rate)?),
+        };
+        let stream = match format {
+            SampleFormat::I16 => output_stream::<i16>(&device, &config, source, resampler, label),
+            _ => output_stream::<f32>(&device, &config, source, resampler, label),
+        }?;
+        Ok((stream, |stop: StopSignal| stop.wait()))
     })
 }
 
@@ -196,25 +231,85 @@ fn output_stream<T>(
     device: &cpal::Device,
     config: &StreamConfig,
     source: Arc<dyn PlayoutSource>,
+    mut resampler: Option<ToDevice>,
     label: DeviceId,
 ) -> Result<cpal::Stream, String>
 where
     T: SizedSample + FromSample<f32>,
 {
     let channels = config.channels.max(1) as usize;
-    let mut mono = Vec::new();
+    // Allocated here, before the stream runs: the callback pulls a frame at most at a time.
+    let mut mono = vec![0.0; FRAME_SAMPLES];
     device
         .build_output_stream::<T, _, _>(
             config,
             move |data: &mut [T], _| {
-                mono.resize(data.len() / channels, 0.0);
-                source.fill(&mut mono);
-                for (chunk, &s) in data.chunks_mut(channels).zip(&mono) {
-                    chunk.fill(T::from_sample(s));
+                for block in data.chunks_mut(channels * FRAME_SAMPLES) {
+                    let mono = &mut mono[..block.len() / channels];
+                    match &mut resampler {
+                        Some(resampler) => resampler.fill(mono, &*source),
+                        None => source.fill(mono),
+                    }
+                    for (chunk, &s) in block.chunks_mut(channels).zip(mono.iter()) {
+                        chunk.fill(T::from_sample(s));
+                    }
                 }
             },
             move |e| tracing::warn!("speaker {label}: {e}"),
             None,
         )
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpal::SupportedBufferSize;
+
+    fn range(
+        channels: u16,
+        min: u32,
+        max: u32,
+        format: SampleFormat,
+    ) -> SupportedStreamConfigRange {
+        SupportedStreamConfigRange::new(channels, min, max, SupportedBufferSize::Unknown, format)
+    }
+
+    #[test]
+    fn a_device_without_48_khz_opens_at_its_nearest_rate() {
+        let id = DeviceId("cpal:test".into());
+        let (config, format) = pick(
+            &id,
+            vec![
+                range(2, 8_000, 22_050, SampleFormat::F32),
+                range(2, 44_100, 44_100, SampleFormat::I16),
+                range(1, 96_000, 192_000, SampleFormat::F32),
+            ],
+        )
+        .unwrap();
+        assert_eq!((config.sample_rate, format), (44_100, SampleFormat::I16));
+
+        let (config, format) = pick(
+            &id,
+            vec![
+                range(2, 44_100, 48_000, SampleFormat::I16),
+                range(2, 44_100, 96_000, SampleFormat::F32),
+                range(1, 8_000, 48_000, SampleFormat::F32),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (config.sample_rate, config.channels, format),
+            (48_000, 1, SampleFormat::F32)
+        );
+
+        assert!(matches!(
+            pick(&id, vec![range(2, 48_000, 44_100, SampleFormat::F32)]),
+            Err(DeviceError::Open { .. })
+        ));
+        assert!(matches!(
+            pick(&id, vec![range(2, 48_000, 48_000, SampleFormat::U8)]),
+            Err(DeviceError::Open { .. })
+        ));
+    }
 }

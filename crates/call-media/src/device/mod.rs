@@ -3,11 +3,14 @@
 //!
 //! A [`Microphone`] delivers 20 ms mono frames at 48 kHz on a channel. A [`Speaker`] pulls mono
 //! 48 kHz audio from a [`PlayoutSource`] on its own clock: the device's clock drives playout.
+//! Hardware and files at other rates are resampled to and from 48 kHz.
 //! Dropping either stops it. Opening a device that fails returns a [`DeviceError`], never a panic.
 
 mod camera;
+mod capture;
 mod host;
 mod host_camera;
+mod resample;
 mod synthetic;
 
 use std::path::PathBuf;
@@ -106,7 +109,9 @@ pub enum DeviceError {
 
 /// What a speaker plays: filled on the speaker's own clock, mono at [`SAMPLE_RATE`].
 pub trait PlayoutSource: Send + Sync + 'static {
-    /// Fills `out` with the next samples to play.
+    /// Fills `out` with the next samples to play. A hardware speaker calls this from its
+    /// realtime callback, at most [`FRAME_SAMPLES`] at a time: it should neither allocate nor
+    /// wait on a lock that anything slower holds.
     fn fill(&self, out: &mut [f32]);
 }
 
@@ -146,6 +151,15 @@ impl StopSignal {
     fn wait(&self) {
         let _ = self.0.recv();
     }
+
+    /// True once the device was stopped. A thread that polls this instead of waiting parks
+    /// between polls: stopping also unparks it.
+    fn stopped(&self) -> bool {
+        matches!(
+            self.0.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        )
+    }
 }
 
 impl Running {
@@ -164,9 +178,11 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Dropping the sender wakes the thread's wait with "disconnected".
+        // Dropping the sender wakes the thread's wait with "disconnected"; unparking wakes a
+        // thread that polls `stopped`.
         drop(self.stop.take());
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -240,8 +256,9 @@ impl DeviceManager {
         id
     }
 
-    /// Adds a microphone that plays a WAV file in a loop. The file is read when the device opens,
-    /// so a missing or unreadable file is an open error.
+    /// Adds a microphone that plays a WAV file in a loop. Opening it checks that the file opens
+    /// and its header parses, so a missing or malformed file is an open error; the samples are
+    /// read on the microphone's own thread, and if that fails the stream ends.
     pub fn add_wav_microphone(&self, name: &str, path: impl Into<PathBuf>) -> DeviceId {
         self.add(name, Synthetic::WavMicrophone(path.into()))
     }
@@ -286,8 +303,10 @@ impl DeviceManager {
         )
     }
 
-    /// Adds a camera that plays a Y4M (YUV4MPEG2, 4:2:0) file in a loop at the file's frame rate.
-    /// The file is read when the camera opens, so a missing or bad file is an open error.
+    /// Adds a camera that plays a Y4M (YUV4MPEG2, 4:2:0) file in a loop at the file's frame rate,
+    /// reading one frame at a time as it plays. Opening it checks that the file opens and its
+    /// header parses, so a missing or bad file is an open error; a frame that cannot be read
+    /// later ends the stream.
     pub fn add_y4m_camera(&self, name: &str, path: impl Into<PathBuf>) -> DeviceId {
         self.add(name, Synthetic::Y4mCamera(path.into()))
     }
@@ -339,7 +358,9 @@ impl DeviceManager {
         }
     }
 
-    /// Opens a microphone and starts capturing.
+    /// Opens a microphone and starts capturing. Synthetic microphones open at once; a hardware
+    /// one blocks while the device is probed and started, so async code should use
+    /// [`DeviceManager::open_microphone_async`].
     pub fn open_microphone(&self, id: &DeviceId) -> Result<Microphone, DeviceError> {
         let (tx, frames) = tokio::sync::mpsc::channel(MIC_QUEUE_FRAMES);
         let open_error = |reason| DeviceError::Open {
@@ -348,15 +369,21 @@ impl DeviceManager {
         };
         let running = match self.synthetic(id, DeviceKind::Microphone)? {
             Some(Synthetic::WavMicrophone(path)) => {
-                let samples = synthetic::read_wav(&path).map_err(open_error)?;
-                synthetic::spawn_microphone(samples.into(), true, CaptureClock::default(), tx)
-                    .map_err(open_error)?
+                let wav = synthetic::open_wav(&path).map_err(open_error)?;
+                synthetic::spawn_microphone(
+                    move || wav.read().map(Arc::from),
+                    true,
+                    CaptureClock::default(),
+                    tx,
+                )
+                .map_err(open_error)?
             }
             Some(Synthetic::SamplesMicrophone(samples, clock)) => {
-                synthetic::spawn_microphone(samples, false, clock, tx).map_err(open_error)?
+                synthetic::spawn_microphone(move || Ok(samples), false, clock, tx)
+                    .map_err(open_error)?
             }
             Some(Synthetic::ToneMicrophone { hz, amplitude }) => synthetic::spawn_microphone(
-                synthetic::tone(hz, amplitude),
+                move || Ok(synthetic::tone(hz, amplitude)),
                 true,
                 CaptureClock::default(),
                 tx,
@@ -372,7 +399,9 @@ impl DeviceManager {
         })
     }
 
-    /// Opens a camera and starts capturing.
+    /// Opens a camera and starts capturing. Synthetic cameras open at once; a hardware one
+    /// blocks while the device is probed and started, so async code should use
+    /// [`DeviceManager::open_camera_async`].
     pub fn open_camera(&self, id: &DeviceId) -> Result<Camera, DeviceError> {
         let open_error = |reason| DeviceError::Open {
             id: id.clone(),
@@ -389,7 +418,9 @@ impl DeviceManager {
         }
     }
 
-    /// Opens a speaker that plays what `source` gives it.
+    /// Opens a speaker that plays what `source` gives it. Synthetic speakers open at once; a
+    /// hardware one blocks while the device is probed and started, so async code should use
+    /// [`DeviceManager::open_speaker_async`].
     pub fn open_speaker(
         &self,
         id: &DeviceId,
@@ -410,130 +441,46 @@ impl DeviceManager {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Runs a device open on tokio's blocking pool, so that probing hardware (which can take a good
+/// part of a second) never stalls an async worker. Outside a tokio runtime it runs in place.
+async fn open_blocking<T: Send + 'static>(
+    id: &DeviceId,
+    open: impl FnOnce() -> Result<T, DeviceError> + Send + 'static,
+) -> Result<T, DeviceError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return open();
+    }
+    tokio::task::spawn_blocking(open).await.unwrap_or_else(|e| {
+        Err(DeviceError::Open {
+            id: id.clone(),
+            reason: format!("opening did not finish: {e}"),
+        })
+    })
+}
 
-    struct Silence;
-    impl PlayoutSource for Silence {
-        fn fill(&self, out: &mut [f32]) {
-            out.fill(0.0);
-        }
+impl DeviceManager {
+    /// [`DeviceManager::open_microphone`] for async code: it runs on tokio's blocking pool.
+    pub async fn open_microphone_async(&self, id: &DeviceId) -> Result<Microphone, DeviceError> {
+        let (devices, owned) = (self.clone(), id.clone());
+        open_blocking(id, move || devices.open_microphone(&owned)).await
     }
 
-    #[test]
-    fn synthetic_devices_are_listed_with_their_kind() {
-        let devices = DeviceManager::new();
-        let mic = devices.add_tone_microphone("tone", 440.0, 0.5);
-        let (speaker, _) = devices.add_recording_speaker("recorder", None);
-        let mics = devices.list(DeviceKind::Microphone);
-        assert!(
-            mics.iter()
-                .any(|d| d.id == mic && d.is_synthetic && d.name == "tone")
-        );
-        assert!(!mics.iter().any(|d| d.id == speaker));
-        assert!(
-            devices
-                .list(DeviceKind::Speaker)
-                .iter()
-                .any(|d| d.id == speaker)
-        );
+    /// [`DeviceManager::open_camera`] for async code: it runs on tokio's blocking pool.
+    pub async fn open_camera_async(&self, id: &DeviceId) -> Result<Camera, DeviceError> {
+        let (devices, owned) = (self.clone(), id.clone());
+        open_blocking(id, move || devices.open_camera(&owned)).await
     }
 
-    #[test]
-    fn failures_to_open_are_typed_errors() {
-        let devices = DeviceManager::new();
-        let missing = devices.add_wav_microphone("missing", "/nonexistent/speech.wav");
-        assert!(matches!(
-            devices.open_microphone(&missing),
-            Err(DeviceError::Open { .. })
-        ));
-        let unknown = DeviceId("synthetic:mic:99".into());
-        assert_eq!(
-            devices.open_microphone(&unknown).err(),
-            Some(DeviceError::NotFound(unknown))
-        );
-        let gone = DeviceId("cpal:no-such-card".into());
-        assert!(matches!(
-            devices.open_speaker(&gone, Arc::new(Silence)),
-            Err(DeviceError::NotFound(_))
-        ));
-        let mic = devices.add_tone_microphone("tone", 440.0, 0.5);
-        assert!(matches!(
-            devices.open_speaker(&mic, Arc::new(Silence)),
-            Err(DeviceError::WrongKind { .. })
-        ));
-    }
-
-    #[test]
-    fn tone_microphone_delivers_paced_frames_and_speaker_records() {
-        let devices = DeviceManager::new();
-        let mic = devices.add_tone_microphone("tone", 1000.0, 0.5);
-        let mut open = devices.open_microphone(&mic).unwrap();
-        let start = Instant::now();
-        let mut frames = Vec::new();
-        while frames.len() < 10 {
-            if let Some(f) = open.frames.blocking_recv() {
-                frames.push(f);
-            }
-        }
-        assert!(
-            start.elapsed() >= std::time::Duration::from_millis(180),
-            "paced in real time"
-        );
-        assert!(frames.iter().all(|f| f.samples.len() == FRAME_SAMPLES));
-        let rms =
-            (frames[5].samples.iter().map(|s| s * s).sum::<f32>() / FRAME_SAMPLES as f32).sqrt();
-        assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "tone RMS {rms}");
-
-        let (speaker, recording) = devices.add_recording_speaker("recorder", None);
-        let open = devices.open_speaker(&speaker, Arc::new(Silence)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        drop(open);
-        assert!(recording.len() >= 4 * 480, "recorded {}", recording.len());
-        assert!(recording.started_at().is_some());
-    }
-
-    #[test]
-    fn synthetic_cameras_are_listed_and_a_y4m_file_plays() {
-        let dir = std::env::temp_dir().join(format!("bevy_calling_y4m_{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("two_frames.y4m");
-        {
-            let file = std::fs::File::create(&path).unwrap();
-            let mut encoder = y4m::encode(64, 36, y4m::Ratio::new(30, 1))
-                .with_colorspace(y4m::Colorspace::C420jpeg)
-                .write_header(file)
-                .unwrap();
-            for luma in [40u8, 200] {
-                let (y, uv) = (vec![luma; 64 * 36], vec![128u8; 32 * 18]);
-                encoder
-                    .write_frame(&y4m::Frame::new([&y, &uv, &uv], None))
-                    .unwrap();
-            }
-        }
-        let devices = DeviceManager::new();
-        let file_camera = devices.add_y4m_camera("file", &path);
-        let pattern = devices.add_pattern_camera("pattern", 320, 180, 30);
-        let cameras = devices.list(DeviceKind::Camera);
-        for id in [&file_camera, &pattern] {
-            let info = cameras.iter().find(|d| &d.id == id).expect("listed");
-            assert_eq!(info.facing, Some(CameraFacing::Virtual));
-        }
-        let open = devices.open_camera(&file_camera).unwrap();
-        let lumas: Vec<u8> = (0..3)
-            .map(|_| open.frames.recv().unwrap())
-            .map(|f| {
-                assert_eq!((f.width, f.height), (64, 36));
-                f.y[0]
-            })
-            .collect();
-        assert_eq!(lumas, vec![40, 200, 40], "plays the file in a loop");
-        let missing = devices.add_y4m_camera("missing", dir.join("none.y4m"));
-        assert!(matches!(
-            devices.open_camera(&missing),
-            Err(DeviceError::Open { .. })
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
+    /// [`DeviceManager::open_speaker`] for async code: it runs on tokio's blocking pool.
+    pub async fn open_speaker_async(
+        &self,
+        id: &DeviceId,
+        source: Arc<dyn PlayoutSource>,
+    ) -> Result<Speaker, DeviceError> {
+        let (devices, owned) = (self.clone(), id.clone());
+        open_blocking(id, move || devices.open_speaker(&owned, source)).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE};
+use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE, resample};
 
 /// One microphone frame's duration.
 const FRAME: Duration = Duration::from_millis(20);
@@ -97,50 +97,50 @@ impl Recording {
     }
 }
 
-/// Reads a WAV file as mono 48 kHz samples, mixing channels down and resampling linearly.
-pub(super) fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
-    let mut reader =
-        hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let spec = reader.spec();
-    let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()
-        }
-    }
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    let channels = spec.channels.max(1) as usize;
-    let mono: Vec<f32> = interleaved
-        .chunks(channels)
-        .map(|c| c.iter().sum::<f32>() / channels as f32)
-        .collect();
-    if mono.is_empty() {
-        return Err(format!("{}: no samples", path.display()));
-    }
-    Ok(resample(&mono, spec.sample_rate))
+/// An opened WAV file whose header parsed; its samples are read later, on the device's thread.
+pub(super) struct WavFile {
+    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    path: PathBuf,
 }
 
-/// Linear resampling to [`SAMPLE_RATE`].
-fn resample(input: &[f32], rate: u32) -> Vec<f32> {
-    if rate == SAMPLE_RATE {
-        return input.to_vec();
+/// Opens a WAV file and parses its header: cheap, so a missing or malformed file is an open
+/// error while the samples are read on the microphone's own thread.
+pub(super) fn open_wav(path: &Path) -> Result<WavFile, String> {
+    let reader = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(WavFile {
+        reader,
+        path: path.to_owned(),
+    })
+}
+
+impl WavFile {
+    /// Reads every sample as mono 48 kHz, mixing channels down and resampling with
+    /// [`resample::clip`].
+    pub(super) fn read(self) -> Result<Vec<f32>, String> {
+        let Self { mut reader, path } = self;
+        let spec = reader.spec();
+        let interleaved: Vec<f32> = match spec.sample_format {
+            hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
+            hound::SampleFormat::Int => {
+                let bits = spec.bits_per_sample.clamp(1, 32) - 1;
+                let scale = 1.0 / (1u64 << bits) as f32;
+                reader
+                    .samples::<i32>()
+                    .map(|s| s.map(|v| v as f32 * scale))
+                    .collect::<Result<_, _>>()
+            }
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let channels = spec.channels.max(1) as usize;
+        let mono: Vec<f32> = interleaved
+            .chunks(channels)
+            .map(|c| c.iter().sum::<f32>() / channels as f32)
+            .collect();
+        if mono.is_empty() {
+            return Err(format!("{}: no samples", path.display()));
+        }
+        resample::clip(mono, spec.sample_rate).map_err(|e| format!("{}: {e}", path.display()))
     }
-    let step = rate as f64 / SAMPLE_RATE as f64;
-    let len = (input.len() as f64 / step) as usize;
-    (0..len)
-        .map(|i| {
-            let pos = i as f64 * step;
-            let j = pos as usize;
-            let frac = (pos - j as f64) as f32;
-            let a = input[j];
-            let b = input.get(j + 1).copied().unwrap_or(a);
-            a + (b - a) * frac
-        })
-        .collect()
 }
 
 /// A whole number of periods of a sine tone, to loop without a click.
@@ -155,14 +155,23 @@ pub(super) fn tone(hz: f32, amplitude: f32) -> Arc<[f32]> {
         .collect()
 }
 
-/// Plays `samples` as captured audio, one frame every 20 ms on absolute deadlines.
+/// Plays the samples `load` gives as captured audio, one frame every 20 ms on absolute
+/// deadlines. `load` runs on the microphone's own thread, so reading a file never holds up the
+/// opener; if it fails, the stream ends at once (the frame channel closes).
 pub(super) fn spawn_microphone(
-    samples: Arc<[f32]>,
+    load: impl FnOnce() -> Result<Arc<[f32]>, String> + Send + 'static,
     looped: bool,
     clock: CaptureClock,
     frames: tokio::sync::mpsc::Sender<AudioFrame>,
 ) -> Result<Running, String> {
     Running::spawn("synthetic-mic", move |stop| {
+        let samples = match load() {
+            Ok(samples) => samples,
+            Err(e) => {
+                tracing::warn!("microphone ends: {e}");
+                return;
+            }
+        };
         let start = Instant::now();
         clock.start(start);
         for n in 0u32.. {
@@ -172,7 +181,10 @@ pub(super) fn spawn_microphone(
             let first = n as usize * FRAME_SAMPLES;
             let frame = (first..first + FRAME_SAMPLES)
                 .map(|i| match looped {
-                    true => samples[i % samples.len()],
+                    true => samples
+                        .get(i % samples.len().max(1))
+                        .copied()
+                        .unwrap_or(0.0),
                     false => samples.get(i).copied().unwrap_or(0.0),
                 })
                 .collect();
@@ -220,11 +232,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resampling_keeps_duration() {
-        let input = vec![0.5f32; 16_000];
-        let out = resample(&input, 16_000);
-        assert_eq!(out.len(), 48_000);
-        assert!(out.iter().all(|&s| (s - 0.5).abs() < 1e-6));
+    fn a_44_1_khz_stereo_wav_reads_as_48_khz_mono() {
+        let path =
+            std::env::temp_dir().join(format!("bevy_calling_wav_{}.wav", std::process::id()));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..44_100 {
+            let s = 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / 44_100.0).sin();
+            let s = (s * i16::MAX as f32) as i16;
+            writer.write_sample(s).unwrap();
+            writer.write_sample(s).unwrap();
+        }
+        writer.finalize().unwrap();
+        let samples = open_wav(&path).unwrap().read().unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            samples.len().abs_diff(48_000) <= 1,
+            "{} samples",
+            samples.len()
+        );
+        let crossings = samples[480..]
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        let hz = crossings as f32 / 2.0 / ((samples.len() - 480) as f32 / 48_000.0);
+        assert!((hz - 440.0).abs() < 2.0, "{hz} Hz");
     }
 
     #[test]

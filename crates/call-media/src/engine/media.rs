@@ -11,7 +11,7 @@ use crate::device::{DeviceId, DeviceKind, Microphone};
 
 impl Session {
     /// Starts, switches or stops a call's camera or screen share, and tells the service and the app.
-    pub(super) fn set_video(
+    pub(super) async fn set_video(
         &mut self,
         call_id: CallId,
         media_type: MediaType,
@@ -22,7 +22,7 @@ impl Session {
             return;
         };
         call.video[i] = source;
-        self.update_sources();
+        self.update_sources().await;
         let source = self.calls.get(&call_id).and_then(|c| c.video[i].clone());
         self.link.send(ClientMessage::SetVideo {
             call_id: call_id.clone(),
@@ -40,14 +40,14 @@ impl Session {
     /// Points each video sender at the source some call wants (one camera and one screen share
     /// are sent at a time), opening it if it changed. A source that fails to open is reported and
     /// that stream goes off in its calls, so no state claims video that is not sent.
-    pub(super) fn update_sources(&mut self) {
+    pub(super) async fn update_sources(&mut self) {
         for i in 0..self.senders.len() {
             let wanted = self.calls.values().find_map(|c| c.video[i].clone());
             if wanted == self.sources[i] {
                 continue;
             }
             let opened = match &wanted {
-                Some(id) => match self.devices.open_camera(id) {
+                Some(id) => match self.devices.open_camera_async(id).await {
                     Ok(camera) => Some(camera),
                     Err(error) => {
                         for call in self
@@ -72,7 +72,7 @@ impl Session {
     }
 
     /// Opens the devices while a call is connected and closes them when none is.
-    pub(super) fn update_devices(&mut self) {
+    pub(super) async fn update_devices(&mut self) {
         let active = self.media_up && self.calls.values().any(|c| c.announced);
         if !active {
             self.microphone = None;
@@ -86,7 +86,7 @@ impl Session {
         if self.microphone.is_none()
             && let Some(id) = &self.config.microphone
         {
-            match self.devices.open_microphone(id) {
+            match self.devices.open_microphone_async(id).await {
                 Ok(m) => self.microphone = Some(m),
                 Err(error) => {
                     self.devices_failed = true;
@@ -100,7 +100,11 @@ impl Session {
         if self.speaker.is_none()
             && let Some(id) = &self.config.speaker
         {
-            match self.devices.open_speaker(id, self.playout.clone()) {
+            match self
+                .devices
+                .open_speaker_async(id, self.playout.clone())
+                .await
+            {
                 Ok(s) => self.speaker = Some(s),
                 Err(error) => {
                     self.devices_failed = true;

@@ -177,7 +177,7 @@ impl Session {
             }
             tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(c) => self.command(c),
+                    Some(c) => self.command(c).await,
                     // The Agent was dropped: shut down.
                     None => break None,
                 },
@@ -186,7 +186,7 @@ impl Session {
                     None => break Some(AgentError::ConnectionLost),
                 },
                 event = self.connection_events.recv() => match event {
-                    Some(e) => if let Err(e) = self.connection_event(e) { break Some(e) },
+                    Some(e) => if let Err(e) = self.connection_event(e).await { break Some(e) },
                     None => break Some(AgentError::Media("the connection's driver stopped".into())),
                 },
                 unit = self.video_units.recv() => if let Some((media_type, unit, duration)) = unit
@@ -230,7 +230,7 @@ impl Session {
         outcome
     }
 
-    fn command(&mut self, command: AgentCommand) {
+    async fn command(&mut self, command: AgentCommand) {
         let message = match command {
             AgentCommand::StartCall {
                 call_id,
@@ -243,7 +243,7 @@ impl Session {
                     targets,
                 });
                 if camera.is_some() {
-                    self.set_video(call_id, MediaType::Video, camera);
+                    self.set_video(call_id, MediaType::Video, camera).await;
                 }
                 return;
             }
@@ -252,7 +252,7 @@ impl Session {
                 media_type,
                 source,
             } => {
-                self.set_video(call_id, media_type, source);
+                self.set_video(call_id, media_type, source).await;
                 return;
             }
             AgentCommand::Subscribe {
@@ -308,7 +308,7 @@ impl Session {
                 if let Some(call) = self.calls.get_mut(&call_id) {
                     call.connected = true;
                 }
-                self.announce_connected();
+                self.announce_connected().await;
             }
             ServerMessage::CallEnded { call_id, reason } => {
                 if self
@@ -316,10 +316,10 @@ impl Session {
                     .remove(&call_id)
                     .is_some_and(|c| c.video.iter().any(Option::is_some))
                 {
-                    self.update_sources();
+                    self.update_sources().await;
                 }
                 self.emit(AgentEvent::CallEnded { call_id, reason });
-                self.update_devices();
+                self.update_devices().await;
             }
             ServerMessage::ParticipantUpdated {
                 call_id,
@@ -373,7 +373,7 @@ impl Session {
         Ok(())
     }
 
-    fn connection_event(&mut self, event: ConnectionEvent) -> Result<(), AgentError> {
+    async fn connection_event(&mut self, event: ConnectionEvent) -> Result<(), AgentError> {
         match event {
             ConnectionEvent::LocalCandidate(candidate) => {
                 self.link.send(ClientMessage::IceCandidate { candidate })
@@ -383,7 +383,7 @@ impl Session {
                 self.emit(AgentEvent::Connection(AgentConnection::Connected {
                     user: self.user.clone(),
                 }));
-                self.announce_connected();
+                self.announce_connected().await;
             }
             ConnectionEvent::State(
                 state @ (RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed),
@@ -396,7 +396,7 @@ impl Session {
     }
 
     /// Tells the app about calls the service connected, once media can flow.
-    fn announce_connected(&mut self) {
+    async fn announce_connected(&mut self) {
         if !self.media_up {
             return;
         }
@@ -410,6 +410,6 @@ impl Session {
         for call_id in newly {
             self.emit(AgentEvent::CallConnected(call_id));
         }
-        self.update_devices();
+        self.update_devices().await;
     }
 }
