@@ -1,8 +1,12 @@
 //! The SFU's forwarding decisions as plain data: which call each session is in, which receive
 //! slot of which receiver a sender's audio goes to, which video slots subscribe to whom, and the
 //! per-leg sequence and timestamp rebasing that keeps each leg continuous when its source changes.
+//! [`PendingRoutes`] carries route changes from signaling to the media loop.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 
 use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 
@@ -123,6 +127,56 @@ impl Rebaser {
     }
 }
 
+/// Route changes signaling decided that the media loop has not applied yet, the newest per key.
+///
+/// Routes are state, not events: only a call's latest members and a receive slot's latest source
+/// matter. Keeping one entry per key bounds this table by the number of calls and slots however
+/// fast routes change, and lets signaling write it under the switchboard lock without ever
+/// waiting for the media loop. The loop applies it before each command, so a route decided
+/// before a command was sent is in place when that command runs.
+#[derive(Debug, Default)]
+pub struct PendingRoutes {
+    updates: Mutex<RouteUpdates>,
+    wake: Notify,
+}
+
+/// The changes [`PendingRoutes`] holds, taken by the media loop in one piece.
+#[derive(Debug, Default)]
+pub struct RouteUpdates {
+    /// Each changed call's members (empty: the call is gone).
+    pub calls: HashMap<CallId, Vec<SessionId>>,
+    /// Each changed video receive slot's source.
+    pub video: HashMap<(SessionId, usize), Option<VideoSource>>,
+}
+
+impl PendingRoutes {
+    /// The call's media now flows between exactly these sessions (empty: the call is gone).
+    pub fn set_route(&self, call_id: CallId, members: Vec<SessionId>) {
+        self.lock().calls.insert(call_id, members);
+        self.wake.notify_one();
+    }
+
+    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
+    pub fn set_video(&self, to: SessionId, slot: usize, from: Option<VideoSource>) {
+        self.lock().video.insert((to, slot), from);
+        self.wake.notify_one();
+    }
+
+    /// Takes every change made since the last call.
+    pub fn take(&self) -> RouteUpdates {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Resolves once a change was made after the last wake-up.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RouteUpdates> {
+        self.updates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +221,23 @@ mod tests {
         assert_eq!(r.video_legs(camera), vec![Leg { to: 4, slot: 0 }]);
         // A slot out of range is ignored, not a panic.
         r.set_video(2, VIDEO_SLOTS, Some(camera));
+    }
+
+    #[test]
+    fn pending_routes_keep_the_newest_change_per_key() {
+        let pending = PendingRoutes::default();
+        let camera = (1, MediaType::Video);
+        for _ in 0..1000 {
+            pending.set_video(2, 0, Some(camera));
+            pending.set_video(2, 0, None);
+            pending.set_route(CallId("c".into()), vec![1, 2]);
+        }
+        pending.set_route(CallId("c".into()), vec![]);
+        let updates = pending.take();
+        assert_eq!(updates.video.len(), 1);
+        assert_eq!(updates.video[&(2, 0)], None);
+        assert_eq!(updates.calls[&CallId("c".into())], Vec::<SessionId>::new());
+        assert!(pending.take().calls.is_empty());
     }
 
     #[test]

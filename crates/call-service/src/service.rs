@@ -9,7 +9,8 @@ use axum::serve::ListenerExt;
 use call_protocol::CommunicationIdentifier;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sfu::{PeerTraffic, Sfu, Traffic};
+use crate::router::PendingRoutes;
+use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
 use crate::token::{IssuedToken, TokenIssuer};
 
@@ -110,9 +111,10 @@ impl CallService {
             .map_err(bind_error("media", media_addr))?;
 
         let dev_tokens = config.dev_tokens;
-        let (media_tx, media_rx) = mpsc::unbounded_channel();
-        let (facts_tx, facts_rx) = mpsc::unbounded_channel();
-        let shared = Shared::new(media_tx, issuer.clone());
+        let (media_tx, media_rx) = mpsc::channel(MEDIA_COMMANDS);
+        let (facts_tx, facts_rx) = mpsc::channel(MEDIA_FACTS);
+        let routes = Arc::new(PendingRoutes::default());
+        let shared = Shared::new(media_tx, routes.clone(), issuer.clone());
         let traffic = Traffic::default();
         let (sfu_traffic, handle) = (traffic.clone(), shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -130,7 +132,7 @@ impl CallService {
                             return;
                         }
                     };
-                    let sfu = Sfu::new(udp, media_addr, facts_tx, sfu_traffic);
+                    let sfu = Sfu::new(udp, media_addr, routes, facts_tx, sfu_traffic);
                     let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
                     tokio::spawn(shared.relay_facts(facts_rx));

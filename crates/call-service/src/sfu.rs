@@ -1,7 +1,8 @@
 //! The SFU: one task owns the UDP socket and every client's str0m [`Rtc`].
 //!
-//! Signaling talks to it over a command channel ([`MediaCommand`]) and hears back over a fact
-//! channel ([`MediaFact`]). Each datagram is routed to its peer (a source-address map, with
+//! Signaling talks to it over a bounded command channel ([`MediaCommand`], [`MEDIA_COMMANDS`])
+//! and a table of pending route changes ([`PendingRoutes`]), and hears back over a bounded fact
+//! channel ([`MediaFact`], [`MEDIA_FACTS`]). Each datagram is routed to its peer (a source-address map, with
 //! `Rtc::accepts` for a peer's first packet); each received audio packet goes out on the legs
 //! [`Router::audio_legs`] names, rebased per leg by a [`Rebaser`].
 
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
+use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::KeyframeRequestKind;
@@ -21,7 +22,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::router::{Rebaser, Router, VideoSource};
+use crate::router::{PendingRoutes, Rebaser, Router, VideoSource};
 use crate::switchboard::SessionId;
 
 /// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
@@ -36,6 +37,13 @@ const SPEECH_LEVEL: i8 = 50;
 const SPEAKING_HOLD: Duration = Duration::from_millis(400);
 /// The longest the loop sleeps when no peer asks for an earlier wake-up.
 const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// How many commands may wait for the media loop. Signaling waits for room rather than drop
+/// one, so a client whose offers and candidates outrun the loop is simply read more slowly.
+pub const MEDIA_COMMANDS: usize = 256;
+/// How many facts may wait for signaling. The loop never waits: a fact that finds the channel
+/// full is sent again on a later turn (each is a session's latest state), so none is lost.
+pub const MEDIA_FACTS: usize = 256;
 
 /// A request from signaling to the media loop.
 #[derive(Debug)]
@@ -60,22 +68,6 @@ pub enum MediaCommand {
     RemovePeer {
         /// Whose.
         session: SessionId,
-    },
-    /// The call's media now flows between exactly these sessions.
-    SetRoute {
-        /// Which call.
-        call_id: CallId,
-        /// The sessions; empty removes the call.
-        members: Vec<SessionId>,
-    },
-    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
-    SetVideoRoute {
-        /// The subscriber.
-        to: SessionId,
-        /// Its receive slot.
-        slot: usize,
-        /// The publisher and which of its streams, or none.
-        from: Option<VideoSource>,
     },
 }
 
@@ -158,7 +150,8 @@ struct Peer {
     video: Lane,
     connected: bool,
     last_speech: Option<Instant>,
-    speaking: bool,
+    /// Whether signaling was last told this peer speaks.
+    reported_speaking: bool,
     /// When each of its video streams was last asked for a keyframe.
     last_keyframe_request: [Option<Instant>; VIDEO_SENDS.len()],
 }
@@ -177,7 +170,8 @@ pub struct Sfu {
     peers: HashMap<SessionId, Peer>,
     by_addr: HashMap<SocketAddr, SessionId>,
     router: Router,
-    facts: mpsc::UnboundedSender<MediaFact>,
+    routes: Arc<PendingRoutes>,
+    facts: mpsc::Sender<MediaFact>,
     /// One DTLS certificate for every peer, made once: generating one per peer cost ~30 ms of
     /// each client's sign-in.
     cert: Option<DtlsCert>,
@@ -192,7 +186,8 @@ impl Sfu {
     pub fn new(
         socket: UdpSocket,
         local: SocketAddr,
-        facts: mpsc::UnboundedSender<MediaFact>,
+        routes: Arc<PendingRoutes>,
+        facts: mpsc::Sender<MediaFact>,
         traffic: Traffic,
     ) -> Self {
         Self {
@@ -201,6 +196,7 @@ impl Sfu {
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             router: Router::default(),
+            routes,
             facts,
             cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
@@ -233,8 +229,9 @@ impl Sfu {
     }
 
     /// Runs until the command channel closes.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<MediaCommand>) {
         let mut buf = vec![0u8; 2000];
+        let routes = self.routes.clone();
         loop {
             let deadline = self.guarded(Self::drive_all).unwrap_or_else(Instant::now);
             tokio::select! {
@@ -246,10 +243,15 @@ impl Sfu {
                 },
                 command = commands.recv() => match command {
                     Some(c) => {
+                        // Routes decided before this command was sent apply first.
+                        self.guarded(Self::apply_routes);
                         self.guarded(|sfu| sfu.command(c));
                     }
                     None => break,
                 },
+                _ = routes.changed() => {
+                    self.guarded(Self::apply_routes);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
@@ -285,13 +287,20 @@ impl Sfu {
                 }
                 self.by_addr.retain(|_, s| *s != session);
             }
-            MediaCommand::SetRoute { call_id, members } => self.router.set_route(call_id, members),
-            MediaCommand::SetVideoRoute { to, slot, from } => {
-                self.router.set_video(to, slot, from);
-                // A new subscriber can only start decoding at a keyframe.
-                if let Some(from) = from {
-                    self.request_keyframe(from);
-                }
+        }
+    }
+
+    /// Applies the route changes signaling made since the last call.
+    fn apply_routes(&mut self) {
+        let updates = self.routes.take();
+        for (call_id, members) in updates.calls {
+            self.router.set_route(call_id, members);
+        }
+        for ((to, slot), from) in updates.video {
+            self.router.set_video(to, slot, from);
+            // A new subscriber can only start decoding at a keyframe.
+            if let Some(from) = from {
+                self.request_keyframe(from);
             }
         }
     }
@@ -327,7 +336,7 @@ impl Sfu {
                 video: Lane::default(),
                 connected: false,
                 last_speech: None,
-                speaking: false,
+                reported_speaking: false,
                 last_keyframe_request: [None; VIDEO_SENDS.len()],
             },
         ) {
@@ -484,10 +493,15 @@ impl Sfu {
         let speaking = peer
             .last_speech
             .is_some_and(|t| now.saturating_duration_since(t) < SPEAKING_HOLD);
-        if speaking != peer.speaking {
-            peer.speaking = speaking;
-            // Signaling outlives the media loop; a send fails only while shutting down.
-            let _ = self.facts.send(MediaFact::Speaking { session, speaking });
+        // A full channel leaves the state unreported; every turn of the loop tries again. A
+        // closed one means signaling is shutting down.
+        if speaking != peer.reported_speaking
+            && self
+                .facts
+                .try_send(MediaFact::Speaking { session, speaking })
+                .is_ok()
+        {
+            peer.reported_speaking = speaking;
         }
     }
 
