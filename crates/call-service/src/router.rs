@@ -51,9 +51,32 @@ impl Router {
 
     /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
     pub fn set_video(&mut self, to: SessionId, slot: usize, from: Option<VideoSource>) {
-        if let Some(entry) = self.video.entry(to).or_default().get_mut(slot) {
+        if from.is_none() && !self.video.contains_key(&to) {
+            // Nothing to clear; a late clear for a forgotten session must not bring it back.
+            return;
+        }
+        let slots = self.video.entry(to).or_default();
+        if let Some(entry) = slots.get_mut(slot) {
             *entry = from;
         }
+        if slots.iter().all(Option::is_none) {
+            self.video.remove(&to);
+        }
+    }
+
+    /// Forgets a session that left: its video receive slots, and every slot that carried one of
+    /// its streams. Its call membership stays as [`Router::set_route`] last set it.
+    pub fn forget(&mut self, session: SessionId) {
+        self.video.remove(&session);
+        for slots in self.video.values_mut() {
+            for slot in slots.iter_mut() {
+                if slot.is_some_and(|(from, _)| from == session) {
+                    *slot = None;
+                }
+            }
+        }
+        self.video
+            .retain(|_, slots| slots.iter().any(Option::is_some));
     }
 
     /// The legs a video packet of stream `from` goes out on: every slot subscribed to it.
@@ -221,6 +244,29 @@ mod tests {
         assert_eq!(r.video_legs(camera), vec![Leg { to: 4, slot: 0 }]);
         // A slot out of range is ignored, not a panic.
         r.set_video(2, VIDEO_SLOTS, Some(camera));
+    }
+
+    #[test]
+    fn a_forgotten_session_neither_receives_nor_sends_video() {
+        let mut r = Router::default();
+        r.set_route(CallId("c".into()), vec![1, 2, 3]);
+        r.set_video(1, 0, Some((2, MediaType::Video)));
+        r.set_video(1, 1, Some((3, MediaType::Video)));
+        r.set_video(2, 0, Some((1, MediaType::Video)));
+        r.set_video(3, 0, Some((2, MediaType::ScreenSharing)));
+        r.forget(2);
+        assert!(r.video_legs((2, MediaType::Video)).is_empty());
+        assert!(r.video_legs((2, MediaType::ScreenSharing)).is_empty());
+        assert!(r.video_legs((1, MediaType::Video)).is_empty());
+        assert_eq!(r.video_source(1, 1), Some((3, MediaType::Video)));
+        assert_eq!(r.video_source(1, 0), None);
+        // Session 3 received only from 2, session 2 is gone: neither keeps an entry.
+        assert_eq!(r.video.len(), 1);
+        // A clear that arrives late does not bring the session back.
+        r.set_video(2, 0, None);
+        assert_eq!(r.video.len(), 1);
+        // Audio follows the call's route, which signaling updates on its own.
+        assert_eq!(r.audio_legs(1).len(), 2);
     }
 
     #[test]

@@ -95,6 +95,14 @@ impl Traffic {
             .unwrap_or_default()
     }
 
+    /// Drops the counters of a session that left.
+    fn forget(&self, session: SessionId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session);
+    }
+
     fn add(&self, session: SessionId, kind: MediaKind, bytes: usize) {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let entry = all.entry(session).or_default();
@@ -218,8 +226,7 @@ impl Sfu {
                         tracing::error!(
                             "str0m panicked driving session {session}'s peer; dropping it"
                         );
-                        self.peers.remove(&session);
-                        self.by_addr.retain(|_, s| *s != session);
+                        self.forget(session);
                     }
                     None => tracing::error!("str0m panicked outside any one peer"),
                 }
@@ -282,10 +289,10 @@ impl Sfu {
                 }
             }
             MediaCommand::RemovePeer { session } => {
-                if let Some(mut peer) = self.peers.remove(&session) {
+                if let Some(peer) = self.peers.get_mut(&session) {
                     peer.rtc.disconnect();
                 }
-                self.by_addr.retain(|_, s| *s != session);
+                self.forget(session);
             }
         }
     }
@@ -393,10 +400,25 @@ impl Sfu {
             }
             deadline = deadline.min(self.drive(session));
         }
-        self.peers.retain(|_, p| p.rtc.is_alive());
-        let peers = &self.peers;
-        self.by_addr.retain(|_, s| peers.contains_key(s));
+        let dead: Vec<SessionId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.rtc.is_alive())
+            .map(|(&s, _)| s)
+            .collect();
+        for session in dead {
+            self.forget(session);
+        }
         deadline
+    }
+
+    /// Drops a session's peer with everything the loop keeps about it: its addresses, its video
+    /// routes (to it, and from it to others) and its traffic counters.
+    fn forget(&mut self, session: SessionId) {
+        self.peers.remove(&session);
+        self.by_addr.retain(|_, s| *s != session);
+        self.router.forget(session);
+        self.traffic.forget(session);
     }
 
     /// Polls one peer until it only waits for time, sending what it transmits and forwarding
