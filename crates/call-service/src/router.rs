@@ -1,6 +1,5 @@
-//! The SFU's forwarding decisions as plain data: which call each session is in, which receive
-//! slot of which receiver a sender's audio goes to, which video slots subscribe to whom, and the
-//! per-leg sequence and timestamp rebasing that keeps each leg continuous when its source changes.
+//! The SFU's routes as plain data: which call each session is in, which receive slot of which
+//! receiver a sender's audio goes to, and which video slots subscribe to whom.
 //! [`PendingRoutes`] carries route changes from signaling to the media loop.
 
 use std::collections::HashMap;
@@ -117,36 +116,6 @@ impl Router {
                 (slot < AUDIO_SLOTS).then_some(Leg { to, slot })
             })
             .collect()
-    }
-}
-
-/// Maps a source's RTP sequence numbers and timestamps onto one outgoing leg, so the leg stays
-/// continuous (and starts below 65536, as SRTP's rollover counter needs) whoever feeds it.
-#[derive(Debug, Default)]
-pub struct Rebaser {
-    source: Option<SessionId>,
-    seq_delta: i64,
-    ts_delta: u32,
-    next_seq: u64,
-    next_ts: u32,
-}
-
-impl Rebaser {
-    /// The leg's sequence number and timestamp for a packet of `source` with extended sequence
-    /// number `seq`, RTP timestamp `ts`, lasting `duration` timestamp units.
-    pub fn map(&mut self, source: SessionId, seq: u64, ts: u32, duration: u32) -> (u64, u32) {
-        if self.source != Some(source) {
-            self.source = Some(source);
-            self.seq_delta = self.next_seq as i64 - seq as i64;
-            self.ts_delta = self.next_ts.wrapping_sub(ts);
-        }
-        let out_seq = (seq as i64 + self.seq_delta).max(0) as u64;
-        let out_ts = ts.wrapping_add(self.ts_delta);
-        if out_seq >= self.next_seq {
-            self.next_seq = out_seq + 1;
-            self.next_ts = out_ts.wrapping_add(duration);
-        }
-        (out_seq, out_ts)
     }
 }
 
@@ -284,18 +253,5 @@ mod tests {
         assert_eq!(updates.video[&(2, 0)], None);
         assert_eq!(updates.calls[&CallId("c".into())], Vec::<SessionId>::new());
         assert!(pending.take().calls.is_empty());
-    }
-
-    #[test]
-    fn rebaser_starts_low_and_stays_continuous_across_sources() {
-        let mut leg = Rebaser::default();
-        assert_eq!(leg.map(1, 70_000, 1_000, 960), (0, 0));
-        assert_eq!(leg.map(1, 70_001, 1_960, 960), (1, 960));
-        // A new source continues where the old one stopped.
-        assert_eq!(leg.map(2, 5, 99_999, 960), (2, 1_920));
-        assert_eq!(leg.map(2, 6, 100_959, 960), (3, 2_880));
-        // A late packet maps back without moving the leg forward.
-        assert_eq!(leg.map(2, 5, 99_999, 960), (2, 1_920));
-        assert_eq!(leg.map(2, 7, 101_919, 960), (4, 3_840));
     }
 }

@@ -2,13 +2,18 @@
 //!
 //! Signaling talks to it over a bounded command channel ([`MediaCommand`], [`MEDIA_COMMANDS`])
 //! and a table of pending route changes ([`PendingRoutes`]), and hears back over a bounded fact
-//! channel ([`MediaFact`], [`MEDIA_FACTS`]). Each datagram is routed to its peer (a source-address map, with
-//! `Rtc::accepts` for a peer's first packet); each received audio packet goes out on the legs
-//! [`Router::audio_legs`] names, rebased per leg by a [`Rebaser`].
+//! channel ([`MediaFact`], [`MEDIA_FACTS`]); `bridge.rs` holds those types. Each datagram is
+//! routed to its peer (a source-address map, with `Rtc::accepts` for a peer's first packet);
+//! each received packet goes out as the copies the [`Forwarder`] decides, plain data that names
+//! each leg's receiver, slot, sequence number and timestamp.
+
+mod bridge;
+
+pub use bridge::{MEDIA_COMMANDS, MEDIA_FACTS, MediaCommand, MediaFact, PeerTraffic, Traffic};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
@@ -20,15 +25,12 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::router::{PendingRoutes, Rebaser, Router, VideoSource};
+use crate::forward::{Forwarder, Kind, Source};
+use crate::router::{PendingRoutes, VideoSource};
 use crate::switchboard::SessionId;
 
-/// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
-const OPUS_FRAME_TICKS: u32 = 960;
-/// A video frame at 30 fps on the 90 kHz clock, for continuity when a slot's source changes.
-const VIDEO_FRAME_TICKS: u32 = 3000;
 /// The least time between two keyframe requests to one publisher.
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 /// RFC 6464 levels are -dBov; a frame at or above -50 dBov with the voice bit counts as speech.
@@ -38,101 +40,13 @@ const SPEAKING_HOLD: Duration = Duration::from_millis(400);
 /// The longest the loop sleeps when no peer asks for an earlier wake-up.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// How many commands may wait for the media loop. Signaling waits for room rather than drop
-/// one, so a client whose offers and candidates outrun the loop is simply read more slowly.
-pub const MEDIA_COMMANDS: usize = 256;
-/// How many facts may wait for signaling. The loop never waits: a fact that finds the channel
-/// full is sent again on a later turn (each is a session's latest state), so none is lost.
-pub const MEDIA_FACTS: usize = 256;
-
-/// A request from signaling to the media loop.
-#[derive(Debug)]
-pub enum MediaCommand {
-    /// A session's SDP offer: create its peer and reply with the answer SDP.
-    AddPeer {
-        /// The session the peer belongs to.
-        session: SessionId,
-        /// The client's offer.
-        offer: String,
-        /// Where the answer, or why there is none, goes.
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    /// A trickled ICE candidate of a session's client.
-    RemoteCandidate {
-        /// Whose.
-        session: SessionId,
-        /// The `candidate:...` line.
-        candidate: String,
-    },
-    /// The session is gone: drop its peer.
-    RemovePeer {
-        /// Whose.
-        session: SessionId,
-    },
-}
-
-/// Media bytes the SFU sent to one peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerTraffic {
-    /// RTP payload bytes of audio.
-    pub audio_bytes: u64,
-    /// RTP payload bytes of video.
-    pub video_bytes: u64,
-}
-
-/// What the SFU sent to each peer, readable from outside the media loop.
-#[derive(Clone, Debug, Default)]
-pub struct Traffic(Arc<Mutex<HashMap<SessionId, PeerTraffic>>>);
-
-impl Traffic {
-    /// What was sent to `session` so far.
-    pub fn of(&self, session: SessionId) -> PeerTraffic {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&session)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Drops the counters of a session that left.
-    fn forget(&self, session: SessionId) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&session);
-    }
-
-    fn add(&self, session: SessionId, kind: MediaKind, bytes: usize) {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = all.entry(session).or_default();
-        match kind {
-            MediaKind::Audio => entry.audio_bytes += bytes as u64,
-            MediaKind::Video => entry.video_bytes += bytes as u64,
-        }
-    }
-}
-
-/// Something the media loop observed that signaling tells clients about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaFact {
-    /// A session started or stopped speaking, judged from its RFC 6464 audio levels.
-    Speaking {
-        /// Whose audio.
-        session: SessionId,
-        /// Whether it carries speech now.
-        speaking: bool,
-    },
-}
-
-/// One kind of media of a peer: the m-line it sends on, and its receive slots with their legs.
+/// One kind of media of a peer: the m-lines it sends on, and its receive slots.
 #[derive(Default)]
 struct Lane {
     /// The client's send-only lines, in offer order: audio has the microphone; video has the
     /// camera, then the screen share ([`VIDEO_SENDS`]).
     send: Vec<Mid>,
     recv: Vec<Mid>,
-    legs: Vec<Rebaser>,
 }
 
 /// What a client's video send lines carry, in offer order.
@@ -143,10 +57,7 @@ impl Lane {
         match direction {
             // str0m's view is the reverse of the client's: the client's send-only line is ours to receive.
             Direction::RecvOnly if self.send.len() < VIDEO_SENDS.len() => self.send.push(mid),
-            Direction::SendOnly if self.recv.len() < max_slots => {
-                self.recv.push(mid);
-                self.legs.push(Rebaser::default());
-            }
+            Direction::SendOnly if self.recv.len() < max_slots => self.recv.push(mid),
             _ => {}
         }
     }
@@ -156,19 +67,11 @@ struct Peer {
     rtc: Rtc,
     audio: Lane,
     video: Lane,
-    connected: bool,
     last_speech: Option<Instant>,
     /// Whether signaling was last told this peer speaks.
     reported_speaking: bool,
     /// When each of its video streams was last asked for a keyframe.
     last_keyframe_request: [Option<Instant>; VIDEO_SENDS.len()],
-}
-
-/// What a received packet is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    Audio,
-    Video(MediaType),
 }
 
 /// The media loop's state. Runs on one task; nothing in it is shared.
@@ -177,7 +80,7 @@ pub struct Sfu {
     local: SocketAddr,
     peers: HashMap<SessionId, Peer>,
     by_addr: HashMap<SocketAddr, SessionId>,
-    router: Router,
+    forwarder: Forwarder,
     routes: Arc<PendingRoutes>,
     facts: mpsc::Sender<MediaFact>,
     /// One DTLS certificate for every peer, made once: generating one per peer cost ~30 ms of
@@ -203,7 +106,7 @@ impl Sfu {
             local,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
-            router: Router::default(),
+            forwarder: Forwarder::default(),
             routes,
             facts,
             cert: str0m::crypto::from_feature_flags()
@@ -301,10 +204,10 @@ impl Sfu {
     fn apply_routes(&mut self) {
         let updates = self.routes.take();
         for (call_id, members) in updates.calls {
-            self.router.set_route(call_id, members);
+            self.forwarder.router_mut().set_route(call_id, members);
         }
         for ((to, slot), from) in updates.video {
-            self.router.set_video(to, slot, from);
+            self.forwarder.router_mut().set_video(to, slot, from);
             // A new subscriber can only start decoding at a keyframe.
             if let Some(from) = from {
                 self.request_keyframe(from);
@@ -341,7 +244,6 @@ impl Sfu {
                 rtc,
                 audio: Lane::default(),
                 video: Lane::default(),
-                connected: false,
                 last_speech: None,
                 reported_speaking: false,
                 last_keyframe_request: [None; VIDEO_SENDS.len()],
@@ -349,6 +251,8 @@ impl Sfu {
         ) {
             old.rtc.disconnect();
         }
+        // A new peer has new streams: its legs start afresh once it connects.
+        self.forwarder.close(session);
         self.by_addr.retain(|_, s| *s != session);
         Ok(answer.to_sdp_string())
     }
@@ -417,7 +321,7 @@ impl Sfu {
     fn forget(&mut self, session: SessionId) {
         self.peers.remove(&session);
         self.by_addr.retain(|_, s| *s != session);
-        self.router.forget(session);
+        self.forwarder.forget(session);
         self.traffic.forget(session);
     }
 
@@ -443,18 +347,32 @@ impl Sfu {
                         }
                     }
                     Ok(Output::Event(event)) => match event {
-                        Event::Connected => peer.connected = true,
+                        Event::Connected => self.forwarder.open(
+                            session,
+                            peer.audio.recv.len(),
+                            peer.video.recv.len(),
+                        ),
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             peer.rtc.disconnect();
                         }
-                        Event::MediaAdded(added) => match added.kind {
-                            MediaKind::Audio => {
-                                peer.audio.add(added.direction, added.mid, AUDIO_SLOTS)
+                        Event::MediaAdded(added) => {
+                            match added.kind {
+                                MediaKind::Audio => {
+                                    peer.audio.add(added.direction, added.mid, AUDIO_SLOTS)
+                                }
+                                MediaKind::Video => {
+                                    peer.video.add(added.direction, added.mid, VIDEO_SLOTS)
+                                }
                             }
-                            MediaKind::Video => {
-                                peer.video.add(added.direction, added.mid, VIDEO_SLOTS)
+                            // Lines added after connecting (none today) widen the receiver.
+                            if self.forwarder.is_open(session) {
+                                self.forwarder.open(
+                                    session,
+                                    peer.audio.recv.len(),
+                                    peer.video.recv.len(),
+                                );
                             }
-                        },
+                        }
                         Event::RtpPacket(packet) => {
                             if let Some(mid) = packet_mid(peer, &packet) {
                                 if peer.audio.send.contains(&mid) {
@@ -489,7 +407,7 @@ impl Sfu {
             self.forward(session, source, &packet);
         }
         for slot in keyframe_wanted {
-            if let Some(from) = self.router.video_source(session, slot) {
+            if let Some(from) = self.forwarder.router().video_source(session, slot) {
                 self.request_keyframe(from);
             }
         }
@@ -551,24 +469,9 @@ impl Sfu {
         }
     }
 
-    /// Sends a packet received from `from` out on every leg the router names for it.
+    /// Sends a packet received from `from` out on every leg the forwarder names for it.
     fn forward(&mut self, from: SessionId, source: Source, packet: &RtpPacket) {
         let now = Instant::now();
-        let (legs, ticks, kind) = match source {
-            Source::Audio => (
-                self.router.audio_legs(from),
-                OPUS_FRAME_TICKS,
-                MediaKind::Audio,
-            ),
-            Source::Video(t) => (
-                self.router.video_legs((from, t)),
-                VIDEO_FRAME_TICKS,
-                MediaKind::Video,
-            ),
-        };
-        if legs.is_empty() {
-            return;
-        }
         // Payload types are per peer: map the publisher's onto each receiver's by codec.
         let Some(params) = self.peers.get(&from).and_then(|p| {
             p.rtc
@@ -578,49 +481,47 @@ impl Sfu {
         }) else {
             return;
         };
+        let copies = self
+            .forwarder
+            .forward(from, source, *packet.seq_no, packet.header.timestamp);
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             ..Default::default()
         };
-        for leg in legs {
-            self.current = Some(leg.to);
-            let Some(peer) = self.peers.get_mut(&leg.to) else {
+        for out in copies {
+            self.current = Some(out.to);
+            let Some(peer) = self.peers.get_mut(&out.to) else {
                 continue;
             };
-            if !peer.connected {
-                continue;
-            }
-            let lane = match kind {
-                MediaKind::Audio => &mut peer.audio,
-                MediaKind::Video => &mut peer.video,
+            let lane = match out.kind {
+                Kind::Audio => &peer.audio,
+                Kind::Video => &peer.video,
             };
             let (Some(&mid), Some(pt)) = (
-                lane.recv.get(leg.slot),
+                lane.recv.get(out.slot),
                 peer.rtc.codec_config().match_params(params).map(|p| p.pt()),
             ) else {
                 continue;
             };
-            let (seq, ts) =
-                lane.legs[leg.slot].map(from, *packet.seq_no, packet.header.timestamp, ticks);
-            self.traffic.add(leg.to, kind, packet.payload.len());
+            self.traffic.add(out.to, out.kind, packet.payload.len());
             if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(
                     RtpWrite::new(
                         pt,
-                        SeqNo::from(seq),
-                        ts,
+                        SeqNo::from(out.seq),
+                        out.ts,
                         packet.timestamp,
                         packet.payload.clone(),
                     )
                     .marker(packet.header.marker)
                     .ext_vals(ext.clone())
-                    .nackable(kind == MediaKind::Video),
+                    .nackable(out.kind == Kind::Video),
                 );
             }
             // A written packet is only sent after the next timeout input.
             let _ = peer.rtc.handle_input(Input::Timeout(now));
-            self.drive(leg.to);
+            self.drive(out.to);
         }
     }
 }
