@@ -77,7 +77,9 @@ struct Peer {
 /// The media loop's state. Runs on one task; nothing in it is shared.
 pub struct Sfu {
     socket: UdpSocket,
-    local: SocketAddr,
+    /// The address clients reach the socket at: the host candidate, and so the destination of
+    /// every received datagram as str0m sees it.
+    advertised: SocketAddr,
     peers: HashMap<SessionId, Peer>,
     by_addr: HashMap<SocketAddr, SessionId>,
     forwarder: Forwarder,
@@ -92,18 +94,20 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// A loop on a socket bound to `local`, which must be a concrete address: str0m matches
-    /// STUN requests against the host candidate it advertises.
+    /// A loop on `socket`, reached by clients at `advertised`, a concrete address. str0m matches
+    /// STUN requests against the host candidate it advertises, so that address is both the
+    /// candidate and the destination of every datagram received, wherever the socket is bound
+    /// (`0.0.0.0`, or a container address behind NAT).
     pub fn new(
         socket: UdpSocket,
-        local: SocketAddr,
+        advertised: SocketAddr,
         routes: Arc<PendingRoutes>,
         facts: mpsc::Sender<MediaFact>,
         traffic: Traffic,
     ) -> Self {
         Self {
             socket,
-            local,
+            advertised,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             forwarder: Forwarder::default(),
@@ -230,8 +234,8 @@ impl Sfu {
             config = config.set_dtls_cert(cert.clone());
         }
         let mut rtc = config.build(Instant::now());
-        let host =
-            Candidate::host(self.local, "udp").map_err(|e| format!("bad host candidate: {e}"))?;
+        let host = Candidate::host(self.advertised, "udp")
+            .map_err(|e| format!("bad host candidate: {e}"))?;
         rtc.add_local_candidate(host);
         let answer = rtc
             .sdp_api()
@@ -258,7 +262,7 @@ impl Sfu {
     }
 
     fn receive(&mut self, source: SocketAddr, datagram: &[u8]) {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.advertised, datagram) else {
             return;
         };
         let input = Input::Receive(Instant::now(), receive);
