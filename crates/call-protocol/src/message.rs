@@ -289,6 +289,10 @@ pub enum ErrorCode {
     UnknownCall,
     /// The request is well-formed but not allowed now.
     BadRequest,
+    /// The client did not read its messages: so many waited for it that the service stopped
+    /// queueing more. Nothing is dropped silently: the connection closes after this error and
+    /// the session is signed out, so the client's calls see it leave as a lost connection.
+    TooSlow,
 }
 
 impl ErrorCode {
@@ -296,7 +300,7 @@ impl ErrorCode {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Self::MissingToken | Self::InvalidToken | Self::TokenExpired
+            Self::MissingToken | Self::InvalidToken | Self::TokenExpired | Self::TooSlow
         )
     }
 }

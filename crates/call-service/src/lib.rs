@@ -10,11 +10,13 @@
 //!    UDP socket. The answer goes back only after the loop owns the peer.
 //! 3. Call requests go to the [`switchboard`], plain data that returns messages and routes.
 //! 4. Routes reach the SFU's [`router`], which sends each participant's audio to the others'
-//!    receive slots. The SFU reports who speaks back to signaling.
+//!    receive slots and video to the slots subscribed to it; [`forward`] turns each received
+//!    packet into numbered copies, one per leg. The SFU reports who speaks back to signaling.
 //!
 //! No Bevy here: the client plugin depends on this crate, never the other way.
 #![warn(missing_docs)]
 
+pub mod forward;
 pub mod router;
 mod service;
 pub mod sfu;

@@ -20,9 +20,13 @@ struct Cli {
 enum Command {
     /// Run signaling and the SFU until interrupted.
     Serve {
-        /// Address to bind and advertise (must be concrete, not 0.0.0.0).
+        /// Address to bind; 0.0.0.0 (every interface) needs --advertise-ip.
         #[arg(long, default_value = "127.0.0.1")]
         ip: IpAddr,
+        /// Address clients reach the media socket at, when not --ip (behind NAT, in a
+        /// container). Default: --ip.
+        #[arg(long)]
+        advertise_ip: Option<IpAddr>,
         /// Signaling (HTTP/WebSocket) port.
         #[arg(long, default_value_t = 8470)]
         port: u16,
@@ -65,6 +69,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Serve {
             ip,
+            advertise_ip,
             port,
             media_port,
             secret,
@@ -75,6 +80,7 @@ fn main() -> std::process::ExitCode {
             }
             let config = ServiceConfig {
                 ip,
+                advertise_ip,
                 http_port: port,
                 media_port,
                 secret: secret.map(String::into_bytes),

@@ -1,8 +1,11 @@
-//! The SFU's forwarding decisions as plain data: which call each session is in, which receive
-//! slot of which receiver a sender's audio goes to, which video slots subscribe to whom, and the
-//! per-leg sequence and timestamp rebasing that keeps each leg continuous when its source changes.
+//! The SFU's routes as plain data: which call each session is in, which receive slot of which
+//! receiver a sender's audio goes to, and which video slots subscribe to whom.
+//! [`PendingRoutes`] carries route changes from signaling to the media loop.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 
 use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 
@@ -47,9 +50,32 @@ impl Router {
 
     /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
     pub fn set_video(&mut self, to: SessionId, slot: usize, from: Option<VideoSource>) {
-        if let Some(entry) = self.video.entry(to).or_default().get_mut(slot) {
+        if from.is_none() && !self.video.contains_key(&to) {
+            // Nothing to clear; a late clear for a forgotten session must not bring it back.
+            return;
+        }
+        let slots = self.video.entry(to).or_default();
+        if let Some(entry) = slots.get_mut(slot) {
             *entry = from;
         }
+        if slots.iter().all(Option::is_none) {
+            self.video.remove(&to);
+        }
+    }
+
+    /// Forgets a session that left: its video receive slots, and every slot that carried one of
+    /// its streams. Its call membership stays as [`Router::set_route`] last set it.
+    pub fn forget(&mut self, session: SessionId) {
+        self.video.remove(&session);
+        for slots in self.video.values_mut() {
+            for slot in slots.iter_mut() {
+                if slot.is_some_and(|(from, _)| from == session) {
+                    *slot = None;
+                }
+            }
+        }
+        self.video
+            .retain(|_, slots| slots.iter().any(Option::is_some));
     }
 
     /// The legs a video packet of stream `from` goes out on: every slot subscribed to it.
@@ -93,33 +119,53 @@ impl Router {
     }
 }
 
-/// Maps a source's RTP sequence numbers and timestamps onto one outgoing leg, so the leg stays
-/// continuous (and starts below 65536, as SRTP's rollover counter needs) whoever feeds it.
+/// Route changes signaling decided that the media loop has not applied yet, the newest per key.
+///
+/// Routes are state, not events: only a call's latest members and a receive slot's latest source
+/// matter. Keeping one entry per key bounds this table by the number of calls and slots however
+/// fast routes change, and lets signaling write it under the switchboard lock without ever
+/// waiting for the media loop. The loop applies it before each command, so a route decided
+/// before a command was sent is in place when that command runs.
 #[derive(Debug, Default)]
-pub struct Rebaser {
-    source: Option<SessionId>,
-    seq_delta: i64,
-    ts_delta: u32,
-    next_seq: u64,
-    next_ts: u32,
+pub struct PendingRoutes {
+    updates: Mutex<RouteUpdates>,
+    wake: Notify,
 }
 
-impl Rebaser {
-    /// The leg's sequence number and timestamp for a packet of `source` with extended sequence
-    /// number `seq`, RTP timestamp `ts`, lasting `duration` timestamp units.
-    pub fn map(&mut self, source: SessionId, seq: u64, ts: u32, duration: u32) -> (u64, u32) {
-        if self.source != Some(source) {
-            self.source = Some(source);
-            self.seq_delta = self.next_seq as i64 - seq as i64;
-            self.ts_delta = self.next_ts.wrapping_sub(ts);
-        }
-        let out_seq = (seq as i64 + self.seq_delta).max(0) as u64;
-        let out_ts = ts.wrapping_add(self.ts_delta);
-        if out_seq >= self.next_seq {
-            self.next_seq = out_seq + 1;
-            self.next_ts = out_ts.wrapping_add(duration);
-        }
-        (out_seq, out_ts)
+/// The changes [`PendingRoutes`] holds, taken by the media loop in one piece.
+#[derive(Debug, Default)]
+pub struct RouteUpdates {
+    /// Each changed call's members (empty: the call is gone).
+    pub calls: HashMap<CallId, Vec<SessionId>>,
+    /// Each changed video receive slot's source.
+    pub video: HashMap<(SessionId, usize), Option<VideoSource>>,
+}
+
+impl PendingRoutes {
+    /// The call's media now flows between exactly these sessions (empty: the call is gone).
+    pub fn set_route(&self, call_id: CallId, members: Vec<SessionId>) {
+        self.lock().calls.insert(call_id, members);
+        self.wake.notify_one();
+    }
+
+    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
+    pub fn set_video(&self, to: SessionId, slot: usize, from: Option<VideoSource>) {
+        self.lock().video.insert((to, slot), from);
+        self.wake.notify_one();
+    }
+
+    /// Takes every change made since the last call.
+    pub fn take(&self) -> RouteUpdates {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Resolves once a change was made after the last wake-up.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RouteUpdates> {
+        self.updates.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -170,15 +216,42 @@ mod tests {
     }
 
     #[test]
-    fn rebaser_starts_low_and_stays_continuous_across_sources() {
-        let mut leg = Rebaser::default();
-        assert_eq!(leg.map(1, 70_000, 1_000, 960), (0, 0));
-        assert_eq!(leg.map(1, 70_001, 1_960, 960), (1, 960));
-        // A new source continues where the old one stopped.
-        assert_eq!(leg.map(2, 5, 99_999, 960), (2, 1_920));
-        assert_eq!(leg.map(2, 6, 100_959, 960), (3, 2_880));
-        // A late packet maps back without moving the leg forward.
-        assert_eq!(leg.map(2, 5, 99_999, 960), (2, 1_920));
-        assert_eq!(leg.map(2, 7, 101_919, 960), (4, 3_840));
+    fn a_forgotten_session_neither_receives_nor_sends_video() {
+        let mut r = Router::default();
+        r.set_route(CallId("c".into()), vec![1, 2, 3]);
+        r.set_video(1, 0, Some((2, MediaType::Video)));
+        r.set_video(1, 1, Some((3, MediaType::Video)));
+        r.set_video(2, 0, Some((1, MediaType::Video)));
+        r.set_video(3, 0, Some((2, MediaType::ScreenSharing)));
+        r.forget(2);
+        assert!(r.video_legs((2, MediaType::Video)).is_empty());
+        assert!(r.video_legs((2, MediaType::ScreenSharing)).is_empty());
+        assert!(r.video_legs((1, MediaType::Video)).is_empty());
+        assert_eq!(r.video_source(1, 1), Some((3, MediaType::Video)));
+        assert_eq!(r.video_source(1, 0), None);
+        // Session 3 received only from 2, session 2 is gone: neither keeps an entry.
+        assert_eq!(r.video.len(), 1);
+        // A clear that arrives late does not bring the session back.
+        r.set_video(2, 0, None);
+        assert_eq!(r.video.len(), 1);
+        // Audio follows the call's route, which signaling updates on its own.
+        assert_eq!(r.audio_legs(1).len(), 2);
+    }
+
+    #[test]
+    fn pending_routes_keep_the_newest_change_per_key() {
+        let pending = PendingRoutes::default();
+        let camera = (1, MediaType::Video);
+        for _ in 0..1000 {
+            pending.set_video(2, 0, Some(camera));
+            pending.set_video(2, 0, None);
+            pending.set_route(CallId("c".into()), vec![1, 2]);
+        }
+        pending.set_route(CallId("c".into()), vec![]);
+        let updates = pending.take();
+        assert_eq!(updates.video.len(), 1);
+        assert_eq!(updates.video[&(2, 0)], None);
+        assert_eq!(updates.calls[&CallId("c".into())], Vec::<SessionId>::new());
+        assert!(pending.take().calls.is_empty());
     }
 }

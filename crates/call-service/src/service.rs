@@ -9,16 +9,22 @@ use axum::serve::ListenerExt;
 use call_protocol::CommunicationIdentifier;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sfu::{PeerTraffic, Sfu, Traffic};
+use crate::router::PendingRoutes;
+use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
 use crate::token::{IssuedToken, TokenIssuer};
 
 /// How to run a service.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
-    /// The address signaling and media bind to. Media needs a concrete address (str0m matches
-    /// STUN against its host candidate), so `0.0.0.0` is refused.
+    /// The address signaling and media bind to. An unspecified one (`0.0.0.0`, `::`) binds
+    /// every interface and then needs [`advertise_ip`](Self::advertise_ip): media must advertise
+    /// a concrete address (str0m matches STUN against its host candidate).
     pub ip: IpAddr,
+    /// The address clients reach the media socket at, when it is not the bound `ip`: behind
+    /// NAT, or in a container whose address differs from the host's. It becomes the SFU's host
+    /// candidate and [`CallService::media_addr`], with the bound port. `None` advertises `ip`.
+    pub advertise_ip: Option<IpAddr>,
     /// The signaling (HTTP/WebSocket) port; 0 picks a free one.
     pub http_port: u16,
     /// The media (UDP) port; 0 picks a free one.
@@ -35,6 +41,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            advertise_ip: None,
             http_port: 0,
             media_port: 0,
             secret: None,
@@ -46,8 +53,12 @@ impl Default for ServiceConfig {
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// `ip` was unspecified (`0.0.0.0` or `::`).
-    #[error("the service needs a concrete IP address to advertise for media, not {0}")]
+    /// The address to advertise was unspecified (`0.0.0.0` or `::`): `ip` without an
+    /// `advertise_ip`, or `advertise_ip` itself.
+    #[error(
+        "the service needs a concrete IP address to advertise for media, not {0} \
+         (binding {0} needs an advertised address: advertise_ip, --advertise-ip)"
+    )]
     UnspecifiedIp(IpAddr),
     /// A socket could not be bound.
     #[error("could not bind {what} on {addr}: {source}")]
@@ -67,6 +78,7 @@ pub enum ServiceError {
 /// A running call service. Dropping it stops the service and waits for its threads.
 pub struct CallService {
     http_addr: SocketAddr,
+    advertised_ip: IpAddr,
     media_addr: SocketAddr,
     issuer: TokenIssuer,
     shared: Arc<Shared>,
@@ -78,8 +90,9 @@ pub struct CallService {
 impl CallService {
     /// Binds the sockets and starts the service on a thread of its own.
     pub fn start(config: ServiceConfig) -> Result<Self, ServiceError> {
-        if config.ip.is_unspecified() {
-            return Err(ServiceError::UnspecifiedIp(config.ip));
+        let advertised_ip = config.advertise_ip.unwrap_or(config.ip);
+        if advertised_ip.is_unspecified() {
+            return Err(ServiceError::UnspecifiedIp(advertised_ip));
         }
         let issuer = config
             .secret
@@ -102,17 +115,20 @@ impl CallService {
         let http_addr = listener
             .local_addr()
             .map_err(bind_error("signaling", http_want))?;
-        let media_addr = udp.local_addr().map_err(bind_error("media", media_want))?;
+        let media_bound = udp.local_addr().map_err(bind_error("media", media_want))?;
         listener
             .set_nonblocking(true)
             .map_err(bind_error("signaling", http_addr))?;
         udp.set_nonblocking(true)
-            .map_err(bind_error("media", media_addr))?;
+            .map_err(bind_error("media", media_bound))?;
+        // Clients reach the socket at the advertised address, on the port it was bound to.
+        let media_addr = SocketAddr::new(advertised_ip, media_bound.port());
 
         let dev_tokens = config.dev_tokens;
-        let (media_tx, media_rx) = mpsc::unbounded_channel();
-        let (facts_tx, facts_rx) = mpsc::unbounded_channel();
-        let shared = Shared::new(media_tx, issuer.clone());
+        let (media_tx, media_rx) = mpsc::channel(MEDIA_COMMANDS);
+        let (facts_tx, facts_rx) = mpsc::channel(MEDIA_FACTS);
+        let routes = Arc::new(PendingRoutes::default());
+        let shared = Shared::new(media_tx, routes.clone(), issuer.clone());
         let traffic = Traffic::default();
         let (sfu_traffic, handle) = (traffic.clone(), shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -130,7 +146,7 @@ impl CallService {
                             return;
                         }
                     };
-                    let sfu = Sfu::new(udp, media_addr, facts_tx, sfu_traffic);
+                    let sfu = Sfu::new(udp, media_addr, routes, facts_tx, sfu_traffic);
                     let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
                     tokio::spawn(shared.relay_facts(facts_rx));
@@ -154,9 +170,12 @@ impl CallService {
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })
             .map_err(ServiceError::Runtime)?;
-        tracing::info!("call service: signaling on {http_addr}, media on {media_addr}");
+        tracing::info!(
+            "call service: signaling on {http_addr}, media on {media_bound} advertised as {media_addr}"
+        );
         Ok(Self {
             http_addr,
+            advertised_ip,
             media_addr,
             issuer,
             shared: handle,
@@ -166,17 +185,24 @@ impl CallService {
         })
     }
 
-    /// The signaling WebSocket URL, e.g. `ws://127.0.0.1:40123/ws`.
+    /// The signaling WebSocket URL at the advertised address (see
+    /// [`ServiceConfig::advertise_ip`]) and the bound port, e.g. `ws://127.0.0.1:40123/ws`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.http_addr)
+        format!(
+            "ws://{}/ws",
+            SocketAddr::new(self.advertised_ip, self.http_addr.port())
+        )
     }
 
-    /// The signaling HTTP address.
+    /// The address the signaling HTTP server is bound to (`0.0.0.0:port` when bound to every
+    /// interface).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
 
-    /// The media UDP address.
+    /// The media UDP address clients reach: the advertised address (see
+    /// [`ServiceConfig::advertise_ip`], else the bound `ip`) with the port the socket was
+    /// actually bound to. The SFU's host candidate in every answer is this address.
     pub fn media_addr(&self) -> SocketAddr {
         self.media_addr
     }

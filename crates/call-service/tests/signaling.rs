@@ -1,5 +1,6 @@
 //! The signaling server over a real WebSocket: sign-in, typed errors for bad frames on a
-//! connection that stays healthy, the dev token endpoint, and the `token` CLI.
+//! connection that stays healthy, a client too slow to read being disconnected with a reason,
+//! the dev token endpoint, and the `token` CLI.
 
 use std::time::Duration;
 
@@ -268,4 +269,102 @@ async fn the_binary_serves_signaling_with_its_secret() {
         Some(ServerMessage::Welcome { user: alice() })
     );
     child.kill().await.unwrap();
+}
+
+/// Signs `name` in on a fresh connection with `display_name`, past its welcome.
+async fn signed_in(service: &CallService, name: &str, display_name: String) -> Ws {
+    let user = CommunicationIdentifier::user(name).unwrap();
+    let mut ws = open(service).await;
+    send_raw(
+        &mut ws,
+        encode(&ClientMessage::Hello {
+            token: service.issue_token(&user, Duration::from_secs(60)).token,
+            display_name,
+        }),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await, Some(ServerMessage::Welcome { user }));
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_disconnected_with_a_reason() {
+    let service = CallService::start(ServiceConfig::default()).unwrap();
+    // A long display name makes every update about the flooder large, so the slow client's
+    // socket buffers fill after hundreds of updates rather than tens of thousands.
+    let mut flooder = signed_in(&service, "flooder", "F".repeat(32 * 1024)).await;
+    let mut slow = signed_in(&service, "slow", "Slow".into()).await;
+    let call_id = call_protocol::CallId("flood".into());
+    send_raw(
+        &mut flooder,
+        encode(&ClientMessage::StartCall {
+            call_id: call_id.clone(),
+            targets: vec![CommunicationIdentifier::user("slow").unwrap()],
+        }),
+    )
+    .await;
+    assert!(matches!(
+        next(&mut slow).await,
+        Some(ServerMessage::IncomingCall { .. })
+    ));
+
+    // From here on `slow` reads nothing while every mute toggle sends it an update.
+    let slow_user = CommunicationIdentifier::user("slow").unwrap();
+    let mut left = None;
+    'flood: for round in 0..200 {
+        for i in 0..32 {
+            send_raw(
+                &mut flooder,
+                encode(&ClientMessage::SetMuted {
+                    call_id: call_id.clone(),
+                    muted: (round * 32 + i) % 2 == 0,
+                }),
+            )
+            .await;
+        }
+        // Take what came back (refusals once the call is gone), so the flooder stays fast.
+        while let Ok(frame) = tokio::time::timeout(Duration::from_millis(5), flooder.next()).await {
+            let text = match frame {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+                other => panic!("the flooder's connection broke: {other:?}"),
+            };
+            if let ServerMessage::ParticipantLeft { id, reason, .. } =
+                decode::<ServerMessage>(text.as_str()).unwrap()
+                && id == slow_user
+            {
+                left = Some(reason);
+                break 'flood;
+            }
+        }
+    }
+    assert_eq!(
+        left,
+        Some(call_protocol::CallEndReason::REMOTE_CONNECTION_LOST),
+        "the slow client leaves the call as a lost connection"
+    );
+
+    // The slow client, reading at last, finds the backlog, then the reason, then the close.
+    let mut last = None;
+    let mut count = 0;
+    while let Some(message) = next(&mut slow).await {
+        count += 1;
+        last = Some(message);
+    }
+    assert!(count > 1, "a backlog came before the close");
+    assert_eq!(error_code(last), ErrorCode::TooSlow);
+
+    // The service stays healthy: the flooder is still served, and a newcomer signs in.
+    send_raw(&mut flooder, encode(&ClientMessage::HangUp { call_id })).await;
+    loop {
+        match next(&mut flooder).await {
+            Some(ServerMessage::Error {
+                code: ErrorCode::UnknownCall,
+                ..
+            }) => break,
+            Some(_) => continue,
+            None => panic!("the flooder was disconnected"),
+        }
+    }
+    signed_in(&service, "newcomer", "New".into()).await;
 }

@@ -1,16 +1,22 @@
 //! The SFU: one task owns the UDP socket and every client's str0m [`Rtc`].
 //!
-//! Signaling talks to it over a command channel ([`MediaCommand`]) and hears back over a fact
-//! channel ([`MediaFact`]). Each datagram is routed to its peer (a source-address map, with
-//! `Rtc::accepts` for a peer's first packet); each received audio packet goes out on the legs
-//! [`Router::audio_legs`] names, rebased per leg by a [`Rebaser`].
+//! Signaling talks to it over a bounded command channel ([`MediaCommand`], [`MEDIA_COMMANDS`])
+//! and a table of pending route changes ([`PendingRoutes`]), and hears back over a bounded fact
+//! channel ([`MediaFact`], [`MEDIA_FACTS`]); `bridge.rs` holds those types. Each datagram is
+//! routed to its peer (a source-address map, with `Rtc::accepts` for a peer's first packet);
+//! each received packet goes out as the copies the [`Forwarder`] decides, plain data that names
+//! each leg's receiver, slot, sequence number and timestamp.
+
+mod bridge;
+
+pub use bridge::{MEDIA_COMMANDS, MEDIA_FACTS, MediaCommand, MediaFact, PeerTraffic, Traffic};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
+use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::KeyframeRequestKind;
@@ -19,15 +25,12 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use crate::router::{Rebaser, Router, VideoSource};
+use crate::forward::{Forwarder, Kind, Source};
+use crate::router::{PendingRoutes, VideoSource};
 use crate::switchboard::SessionId;
 
-/// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
-const OPUS_FRAME_TICKS: u32 = 960;
-/// A video frame at 30 fps on the 90 kHz clock, for continuity when a slot's source changes.
-const VIDEO_FRAME_TICKS: u32 = 3000;
 /// The least time between two keyframe requests to one publisher.
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
 /// RFC 6464 levels are -dBov; a frame at or above -50 dBov with the voice bit counts as speech.
@@ -37,102 +40,13 @@ const SPEAKING_HOLD: Duration = Duration::from_millis(400);
 /// The longest the loop sleeps when no peer asks for an earlier wake-up.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// A request from signaling to the media loop.
-#[derive(Debug)]
-pub enum MediaCommand {
-    /// A session's SDP offer: create its peer and reply with the answer SDP.
-    AddPeer {
-        /// The session the peer belongs to.
-        session: SessionId,
-        /// The client's offer.
-        offer: String,
-        /// Where the answer, or why there is none, goes.
-        reply: oneshot::Sender<Result<String, String>>,
-    },
-    /// A trickled ICE candidate of a session's client.
-    RemoteCandidate {
-        /// Whose.
-        session: SessionId,
-        /// The `candidate:...` line.
-        candidate: String,
-    },
-    /// The session is gone: drop its peer.
-    RemovePeer {
-        /// Whose.
-        session: SessionId,
-    },
-    /// The call's media now flows between exactly these sessions.
-    SetRoute {
-        /// Which call.
-        call_id: CallId,
-        /// The sessions; empty removes the call.
-        members: Vec<SessionId>,
-    },
-    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
-    SetVideoRoute {
-        /// The subscriber.
-        to: SessionId,
-        /// Its receive slot.
-        slot: usize,
-        /// The publisher and which of its streams, or none.
-        from: Option<VideoSource>,
-    },
-}
-
-/// Media bytes the SFU sent to one peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PeerTraffic {
-    /// RTP payload bytes of audio.
-    pub audio_bytes: u64,
-    /// RTP payload bytes of video.
-    pub video_bytes: u64,
-}
-
-/// What the SFU sent to each peer, readable from outside the media loop.
-#[derive(Clone, Debug, Default)]
-pub struct Traffic(Arc<Mutex<HashMap<SessionId, PeerTraffic>>>);
-
-impl Traffic {
-    /// What was sent to `session` so far.
-    pub fn of(&self, session: SessionId) -> PeerTraffic {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&session)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    fn add(&self, session: SessionId, kind: MediaKind, bytes: usize) {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = all.entry(session).or_default();
-        match kind {
-            MediaKind::Audio => entry.audio_bytes += bytes as u64,
-            MediaKind::Video => entry.video_bytes += bytes as u64,
-        }
-    }
-}
-
-/// Something the media loop observed that signaling tells clients about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MediaFact {
-    /// A session started or stopped speaking, judged from its RFC 6464 audio levels.
-    Speaking {
-        /// Whose audio.
-        session: SessionId,
-        /// Whether it carries speech now.
-        speaking: bool,
-    },
-}
-
-/// One kind of media of a peer: the m-line it sends on, and its receive slots with their legs.
+/// One kind of media of a peer: the m-lines it sends on, and its receive slots.
 #[derive(Default)]
 struct Lane {
     /// The client's send-only lines, in offer order: audio has the microphone; video has the
     /// camera, then the screen share ([`VIDEO_SENDS`]).
     send: Vec<Mid>,
     recv: Vec<Mid>,
-    legs: Vec<Rebaser>,
 }
 
 /// What a client's video send lines carry, in offer order.
@@ -143,10 +57,7 @@ impl Lane {
         match direction {
             // str0m's view is the reverse of the client's: the client's send-only line is ours to receive.
             Direction::RecvOnly if self.send.len() < VIDEO_SENDS.len() => self.send.push(mid),
-            Direction::SendOnly if self.recv.len() < max_slots => {
-                self.recv.push(mid);
-                self.legs.push(Rebaser::default());
-            }
+            Direction::SendOnly if self.recv.len() < max_slots => self.recv.push(mid),
             _ => {}
         }
     }
@@ -156,28 +67,24 @@ struct Peer {
     rtc: Rtc,
     audio: Lane,
     video: Lane,
-    connected: bool,
     last_speech: Option<Instant>,
-    speaking: bool,
+    /// Whether signaling was last told this peer speaks.
+    reported_speaking: bool,
     /// When each of its video streams was last asked for a keyframe.
     last_keyframe_request: [Option<Instant>; VIDEO_SENDS.len()],
-}
-
-/// What a received packet is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    Audio,
-    Video(MediaType),
 }
 
 /// The media loop's state. Runs on one task; nothing in it is shared.
 pub struct Sfu {
     socket: UdpSocket,
-    local: SocketAddr,
+    /// The address clients reach the socket at: the host candidate, and so the destination of
+    /// every received datagram as str0m sees it.
+    advertised: SocketAddr,
     peers: HashMap<SessionId, Peer>,
     by_addr: HashMap<SocketAddr, SessionId>,
-    router: Router,
-    facts: mpsc::UnboundedSender<MediaFact>,
+    forwarder: Forwarder,
+    routes: Arc<PendingRoutes>,
+    facts: mpsc::Sender<MediaFact>,
     /// One DTLS certificate for every peer, made once: generating one per peer cost ~30 ms of
     /// each client's sign-in.
     cert: Option<DtlsCert>,
@@ -187,20 +94,24 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// A loop on a socket bound to `local`, which must be a concrete address: str0m matches
-    /// STUN requests against the host candidate it advertises.
+    /// A loop on `socket`, reached by clients at `advertised`, a concrete address. str0m matches
+    /// STUN requests against the host candidate it advertises, so that address is both the
+    /// candidate and the destination of every datagram received, wherever the socket is bound
+    /// (`0.0.0.0`, or a container address behind NAT).
     pub fn new(
         socket: UdpSocket,
-        local: SocketAddr,
-        facts: mpsc::UnboundedSender<MediaFact>,
+        advertised: SocketAddr,
+        routes: Arc<PendingRoutes>,
+        facts: mpsc::Sender<MediaFact>,
         traffic: Traffic,
     ) -> Self {
         Self {
             socket,
-            local,
+            advertised,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
-            router: Router::default(),
+            forwarder: Forwarder::default(),
+            routes,
             facts,
             cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
@@ -222,8 +133,7 @@ impl Sfu {
                         tracing::error!(
                             "str0m panicked driving session {session}'s peer; dropping it"
                         );
-                        self.peers.remove(&session);
-                        self.by_addr.retain(|_, s| *s != session);
+                        self.forget(session);
                     }
                     None => tracing::error!("str0m panicked outside any one peer"),
                 }
@@ -233,8 +143,9 @@ impl Sfu {
     }
 
     /// Runs until the command channel closes.
-    pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<MediaCommand>) {
         let mut buf = vec![0u8; 2000];
+        let routes = self.routes.clone();
         loop {
             let deadline = self.guarded(Self::drive_all).unwrap_or_else(Instant::now);
             tokio::select! {
@@ -246,10 +157,15 @@ impl Sfu {
                 },
                 command = commands.recv() => match command {
                     Some(c) => {
+                        // Routes decided before this command was sent apply first.
+                        self.guarded(Self::apply_routes);
                         self.guarded(|sfu| sfu.command(c));
                     }
                     None => break,
                 },
+                _ = routes.changed() => {
+                    self.guarded(Self::apply_routes);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
@@ -280,18 +196,25 @@ impl Sfu {
                 }
             }
             MediaCommand::RemovePeer { session } => {
-                if let Some(mut peer) = self.peers.remove(&session) {
+                if let Some(peer) = self.peers.get_mut(&session) {
                     peer.rtc.disconnect();
                 }
-                self.by_addr.retain(|_, s| *s != session);
+                self.forget(session);
             }
-            MediaCommand::SetRoute { call_id, members } => self.router.set_route(call_id, members),
-            MediaCommand::SetVideoRoute { to, slot, from } => {
-                self.router.set_video(to, slot, from);
-                // A new subscriber can only start decoding at a keyframe.
-                if let Some(from) = from {
-                    self.request_keyframe(from);
-                }
+        }
+    }
+
+    /// Applies the route changes signaling made since the last call.
+    fn apply_routes(&mut self) {
+        let updates = self.routes.take();
+        for (call_id, members) in updates.calls {
+            self.forwarder.router_mut().set_route(call_id, members);
+        }
+        for ((to, slot), from) in updates.video {
+            self.forwarder.router_mut().set_video(to, slot, from);
+            // A new subscriber can only start decoding at a keyframe.
+            if let Some(from) = from {
+                self.request_keyframe(from);
             }
         }
     }
@@ -311,8 +234,8 @@ impl Sfu {
             config = config.set_dtls_cert(cert.clone());
         }
         let mut rtc = config.build(Instant::now());
-        let host =
-            Candidate::host(self.local, "udp").map_err(|e| format!("bad host candidate: {e}"))?;
+        let host = Candidate::host(self.advertised, "udp")
+            .map_err(|e| format!("bad host candidate: {e}"))?;
         rtc.add_local_candidate(host);
         let answer = rtc
             .sdp_api()
@@ -325,20 +248,21 @@ impl Sfu {
                 rtc,
                 audio: Lane::default(),
                 video: Lane::default(),
-                connected: false,
                 last_speech: None,
-                speaking: false,
+                reported_speaking: false,
                 last_keyframe_request: [None; VIDEO_SENDS.len()],
             },
         ) {
             old.rtc.disconnect();
         }
+        // A new peer has new streams: its legs start afresh once it connects.
+        self.forwarder.close(session);
         self.by_addr.retain(|_, s| *s != session);
         Ok(answer.to_sdp_string())
     }
 
     fn receive(&mut self, source: SocketAddr, datagram: &[u8]) {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.advertised, datagram) else {
             return;
         };
         let input = Input::Receive(Instant::now(), receive);
@@ -384,10 +308,25 @@ impl Sfu {
             }
             deadline = deadline.min(self.drive(session));
         }
-        self.peers.retain(|_, p| p.rtc.is_alive());
-        let peers = &self.peers;
-        self.by_addr.retain(|_, s| peers.contains_key(s));
+        let dead: Vec<SessionId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.rtc.is_alive())
+            .map(|(&s, _)| s)
+            .collect();
+        for session in dead {
+            self.forget(session);
+        }
         deadline
+    }
+
+    /// Drops a session's peer with everything the loop keeps about it: its addresses, its video
+    /// routes (to it, and from it to others) and its traffic counters.
+    fn forget(&mut self, session: SessionId) {
+        self.peers.remove(&session);
+        self.by_addr.retain(|_, s| *s != session);
+        self.forwarder.forget(session);
+        self.traffic.forget(session);
     }
 
     /// Polls one peer until it only waits for time, sending what it transmits and forwarding
@@ -412,18 +351,32 @@ impl Sfu {
                         }
                     }
                     Ok(Output::Event(event)) => match event {
-                        Event::Connected => peer.connected = true,
+                        Event::Connected => self.forwarder.open(
+                            session,
+                            peer.audio.recv.len(),
+                            peer.video.recv.len(),
+                        ),
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             peer.rtc.disconnect();
                         }
-                        Event::MediaAdded(added) => match added.kind {
-                            MediaKind::Audio => {
-                                peer.audio.add(added.direction, added.mid, AUDIO_SLOTS)
+                        Event::MediaAdded(added) => {
+                            match added.kind {
+                                MediaKind::Audio => {
+                                    peer.audio.add(added.direction, added.mid, AUDIO_SLOTS)
+                                }
+                                MediaKind::Video => {
+                                    peer.video.add(added.direction, added.mid, VIDEO_SLOTS)
+                                }
                             }
-                            MediaKind::Video => {
-                                peer.video.add(added.direction, added.mid, VIDEO_SLOTS)
+                            // Lines added after connecting (none today) widen the receiver.
+                            if self.forwarder.is_open(session) {
+                                self.forwarder.open(
+                                    session,
+                                    peer.audio.recv.len(),
+                                    peer.video.recv.len(),
+                                );
                             }
-                        },
+                        }
                         Event::RtpPacket(packet) => {
                             if let Some(mid) = packet_mid(peer, &packet) {
                                 if peer.audio.send.contains(&mid) {
@@ -458,7 +411,7 @@ impl Sfu {
             self.forward(session, source, &packet);
         }
         for slot in keyframe_wanted {
-            if let Some(from) = self.router.video_source(session, slot) {
+            if let Some(from) = self.forwarder.router().video_source(session, slot) {
                 self.request_keyframe(from);
             }
         }
@@ -484,10 +437,15 @@ impl Sfu {
         let speaking = peer
             .last_speech
             .is_some_and(|t| now.saturating_duration_since(t) < SPEAKING_HOLD);
-        if speaking != peer.speaking {
-            peer.speaking = speaking;
-            // Signaling outlives the media loop; a send fails only while shutting down.
-            let _ = self.facts.send(MediaFact::Speaking { session, speaking });
+        // A full channel leaves the state unreported; every turn of the loop tries again. A
+        // closed one means signaling is shutting down.
+        if speaking != peer.reported_speaking
+            && self
+                .facts
+                .try_send(MediaFact::Speaking { session, speaking })
+                .is_ok()
+        {
+            peer.reported_speaking = speaking;
         }
     }
 
@@ -515,24 +473,9 @@ impl Sfu {
         }
     }
 
-    /// Sends a packet received from `from` out on every leg the router names for it.
+    /// Sends a packet received from `from` out on every leg the forwarder names for it.
     fn forward(&mut self, from: SessionId, source: Source, packet: &RtpPacket) {
         let now = Instant::now();
-        let (legs, ticks, kind) = match source {
-            Source::Audio => (
-                self.router.audio_legs(from),
-                OPUS_FRAME_TICKS,
-                MediaKind::Audio,
-            ),
-            Source::Video(t) => (
-                self.router.video_legs((from, t)),
-                VIDEO_FRAME_TICKS,
-                MediaKind::Video,
-            ),
-        };
-        if legs.is_empty() {
-            return;
-        }
         // Payload types are per peer: map the publisher's onto each receiver's by codec.
         let Some(params) = self.peers.get(&from).and_then(|p| {
             p.rtc
@@ -542,49 +485,47 @@ impl Sfu {
         }) else {
             return;
         };
+        let copies = self
+            .forwarder
+            .forward(from, source, *packet.seq_no, packet.header.timestamp);
         let ext = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             ..Default::default()
         };
-        for leg in legs {
-            self.current = Some(leg.to);
-            let Some(peer) = self.peers.get_mut(&leg.to) else {
+        for out in copies {
+            self.current = Some(out.to);
+            let Some(peer) = self.peers.get_mut(&out.to) else {
                 continue;
             };
-            if !peer.connected {
-                continue;
-            }
-            let lane = match kind {
-                MediaKind::Audio => &mut peer.audio,
-                MediaKind::Video => &mut peer.video,
+            let lane = match out.kind {
+                Kind::Audio => &peer.audio,
+                Kind::Video => &peer.video,
             };
             let (Some(&mid), Some(pt)) = (
-                lane.recv.get(leg.slot),
+                lane.recv.get(out.slot),
                 peer.rtc.codec_config().match_params(params).map(|p| p.pt()),
             ) else {
                 continue;
             };
-            let (seq, ts) =
-                lane.legs[leg.slot].map(from, *packet.seq_no, packet.header.timestamp, ticks);
-            self.traffic.add(leg.to, kind, packet.payload.len());
+            self.traffic.add(out.to, out.kind, packet.payload.len());
             if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(
                     RtpWrite::new(
                         pt,
-                        SeqNo::from(seq),
-                        ts,
+                        SeqNo::from(out.seq),
+                        out.ts,
                         packet.timestamp,
                         packet.payload.clone(),
                     )
                     .marker(packet.header.marker)
                     .ext_vals(ext.clone())
-                    .nackable(kind == MediaKind::Video),
+                    .nackable(out.kind == Kind::Video),
                 );
             }
             // A written packet is only sent after the next timeout input.
             let _ = peer.rtc.handle_input(Input::Timeout(now));
-            self.drive(leg.to);
+            self.drive(out.to);
         }
     }
 }

@@ -1,0 +1,350 @@
+//! The service's call logic as plain data: who is signed in, which calls exist, who is in them.
+//!
+//! Every method takes one request and returns the [`Outbound`] effects it causes: messages to
+//! sessions and media routes for the SFU. Nothing here does I/O, so the rules are unit-tested
+//! directly; [`crate::signaling`] owns the sockets and applies the effects.
+//!
+//! This file holds the types, sign-in and sign-out, and the request dispatch; `calls.rs` starts,
+//! answers and leaves calls, `video.rs` keeps each subscriber's video receive slots, and
+//! `tests.rs` holds the unit tests.
+
+mod calls;
+#[cfg(test)]
+mod tests;
+mod video;
+
+use std::collections::{BTreeSet, HashMap};
+
+use call_protocol::{
+    CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, MediaType,
+    ParticipantInfo, ParticipantState, ServerMessage, StreamInfo, VIDEO_SLOTS,
+};
+
+/// One signed-in WebSocket connection.
+pub type SessionId = u64;
+
+/// An effect of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// Send this message to that session.
+    Send(SessionId, ServerMessage),
+    /// The call's media now flows between exactly these sessions (empty: the call is gone).
+    Route {
+        /// Which call.
+        call_id: CallId,
+        /// The sessions whose media is exchanged.
+        members: Vec<SessionId>,
+    },
+    /// Receive slot `slot` of session `to` now carries a publisher's stream (`None`: nothing).
+    VideoRoute {
+        /// The subscriber.
+        to: SessionId,
+        /// Its receive slot.
+        slot: usize,
+        /// The publisher and which of its streams, or none.
+        from: Option<(SessionId, MediaType)>,
+    },
+}
+
+/// A request the switchboard refuses, answered with [`ServerMessage::Error`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    /// The error code for the client.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    user: CommunicationIdentifier,
+    display_name: String,
+    calls: BTreeSet<CallId>,
+}
+
+#[derive(Debug)]
+struct Member {
+    session: SessionId,
+    info: ParticipantInfo,
+}
+
+/// What a subscriber's video receive slot carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct VideoRoute {
+    call_id: CallId,
+    publisher: SessionId,
+    media_type: MediaType,
+}
+
+#[derive(Debug)]
+struct CallRecord {
+    caller: SessionId,
+    connected: bool,
+    members: Vec<Member>,
+}
+
+impl CallRecord {
+    fn member_mut(&mut self, session: SessionId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.session == session)
+    }
+
+    fn connected_sessions(&self) -> Vec<SessionId> {
+        self.members
+            .iter()
+            .filter(|m| m.info.state == ParticipantState::Connected)
+            .map(|m| m.session)
+            .collect()
+    }
+
+    /// Tells every member but `except` about `info`.
+    fn announce(
+        &self,
+        call_id: &CallId,
+        except: SessionId,
+        info: &ParticipantInfo,
+    ) -> Vec<Outbound> {
+        self.members
+            .iter()
+            .filter(|m| m.session != except)
+            .map(|m| {
+                Outbound::Send(
+                    m.session,
+                    ServerMessage::ParticipantUpdated {
+                        call_id: call_id.clone(),
+                        participant: info.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn route(&self, call_id: &CallId) -> Outbound {
+        let members = self.connected_sessions();
+        Outbound::Route {
+            call_id: call_id.clone(),
+            members: if members.len() >= 2 {
+                members
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// Sessions and calls of one service.
+#[derive(Debug, Default)]
+pub struct Switchboard {
+    sessions: HashMap<SessionId, Session>,
+    by_user: HashMap<CommunicationIdentifier, SessionId>,
+    calls: HashMap<CallId, CallRecord>,
+    video: HashMap<SessionId, [Option<VideoRoute>; VIDEO_SLOTS]>,
+}
+
+impl Switchboard {
+    /// Registers a signed-in session. A user signed in twice is reached on the newer session.
+    pub fn sign_in(
+        &mut self,
+        session: SessionId,
+        user: CommunicationIdentifier,
+        display_name: String,
+    ) {
+        self.by_user.insert(user.clone(), session);
+        self.sessions.insert(
+            session,
+            Session {
+                user,
+                display_name,
+                calls: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// The session a user is reached on.
+    pub fn session_of(&self, user: &CommunicationIdentifier) -> Option<SessionId> {
+        self.by_user.get(user).copied()
+    }
+
+    /// Removes a session that went away: it leaves every call it was in.
+    pub fn sign_out(&mut self, session: SessionId) -> Vec<Outbound> {
+        let Some(calls) = self.sessions.get(&session).map(|s| s.calls.clone()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for call_id in calls {
+            out.extend(self.leave(
+                &call_id,
+                session,
+                None,
+                CallEndReason::REMOTE_CONNECTION_LOST,
+            ));
+        }
+        if let Some(s) = self.sessions.remove(&session)
+            && self.by_user.get(&s.user) == Some(&session)
+        {
+            self.by_user.remove(&s.user);
+        }
+        self.video.remove(&session);
+        out
+    }
+
+    /// Applies a call request from a signed-in session.
+    pub fn handle(
+        &mut self,
+        session: SessionId,
+        message: ClientMessage,
+    ) -> Result<Vec<Outbound>, Refusal> {
+        if !self.sessions.contains_key(&session) {
+            return Err(Refusal::new(
+                ErrorCode::NotSignedIn,
+                "send `hello` with a token first",
+            ));
+        }
+        match message {
+            ClientMessage::StartCall { call_id, targets } => {
+                self.start_call(session, call_id, targets)
+            }
+            ClientMessage::AcceptCall { call_id } => self.accept(session, &call_id),
+            ClientMessage::RejectCall { call_id } => {
+                self.pending_member(&call_id, session)?;
+                Ok(self.leave(
+                    &call_id,
+                    session,
+                    Some(CallEndReason::REJECTED_LOCALLY),
+                    CallEndReason::DECLINED,
+                ))
+            }
+            ClientMessage::HangUp { call_id } => {
+                let call = self.call_of(&call_id, session)?;
+                let state = call
+                    .members
+                    .iter()
+                    .find(|m| m.session == session)
+                    .map(|m| m.info.state);
+                let others = if state == Some(ParticipantState::Connecting) {
+                    CallEndReason::DECLINED
+                } else if !call.connected && call.caller == session {
+                    CallEndReason::CANCELLED
+                } else {
+                    CallEndReason::REMOTE_HANG_UP
+                };
+                Ok(self.leave(
+                    &call_id,
+                    session,
+                    Some(CallEndReason::LOCAL_HANG_UP),
+                    others,
+                ))
+            }
+            ClientMessage::SetMuted { call_id, muted } => {
+                self.call_of(&call_id, session)?;
+                Ok(self.update_member(&call_id, session, |info| info.is_muted = muted))
+            }
+            ClientMessage::SetVideo {
+                call_id,
+                media_type,
+                on,
+            } => {
+                self.call_of(&call_id, session)?;
+                Ok(self.update_member(&call_id, session, |info| {
+                    match info.streams.iter_mut().find(|s| s.media_type == media_type) {
+                        Some(stream) => stream.is_available = on,
+                        None => info.streams.push(StreamInfo {
+                            media_type,
+                            is_available: on,
+                        }),
+                    }
+                }))
+            }
+            ClientMessage::Subscribe {
+                call_id,
+                participant,
+                media_type,
+            } => self.subscribe(session, call_id, &participant, media_type),
+            ClientMessage::Unsubscribe {
+                call_id,
+                participant,
+                media_type,
+            } => {
+                self.call_of(&call_id, session)?;
+                let publisher = self.by_user.get(&participant).copied();
+                Ok(self.unroute(session, |r| {
+                    r.call_id == call_id
+                        && Some(r.publisher) == publisher
+                        && r.media_type == media_type
+                }))
+            }
+            ClientMessage::Hello { .. }
+            | ClientMessage::Offer { .. }
+            | ClientMessage::IceCandidate { .. } => {
+                Err(Refusal::new(ErrorCode::BadRequest, "not a call request"))
+            }
+        }
+    }
+
+    /// Records that the SFU hears `session` speaking or not, and tells its calls.
+    pub fn set_speaking(&mut self, session: SessionId, speaking: bool) -> Vec<Outbound> {
+        let calls = self
+            .sessions
+            .get(&session)
+            .map(|s| s.calls.clone())
+            .unwrap_or_default();
+        calls
+            .iter()
+            .flat_map(|call_id| {
+                self.update_member(call_id, session, |info| info.is_speaking = speaking)
+            })
+            .collect()
+    }
+
+    fn info_of(&self, session: SessionId, state: ParticipantState) -> ParticipantInfo {
+        let s = &self.sessions[&session];
+        ParticipantInfo {
+            id: s.user.clone(),
+            display_name: s.display_name.clone(),
+            state,
+            is_muted: false,
+            is_speaking: false,
+            streams: vec![StreamInfo {
+                media_type: MediaType::Video,
+                is_available: false,
+            }],
+        }
+    }
+
+    fn call_of(&self, call_id: &CallId, session: SessionId) -> Result<&CallRecord, Refusal> {
+        self.calls
+            .get(call_id)
+            .filter(|c| c.members.iter().any(|m| m.session == session))
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::UnknownCall,
+                    format!("you are not in call `{call_id}`"),
+                )
+            })
+    }
+
+    fn pending_member(&self, call_id: &CallId, session: SessionId) -> Result<(), Refusal> {
+        let call = self.call_of(call_id, session)?;
+        let pending = call
+            .members
+            .iter()
+            .any(|m| m.session == session && m.info.state == ParticipantState::Connecting);
+        if pending {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                ErrorCode::BadRequest,
+                format!("call `{call_id}` is not ringing here"),
+            ))
+        }
+    }
+}
