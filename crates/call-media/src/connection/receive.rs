@@ -89,6 +89,7 @@ struct VideoReceiver {
 }
 
 impl VideoReceiver {
+    /// A receiver whose access units a new decoder thread decodes into `frames`.
     fn start(slot: usize, frames: FrameSlot, media_ssrc: u32) -> Self {
         let (decode, units) = crossbeam_channel::bounded::<Vec<u8>>(DECODE_QUEUE);
         let want_keyframe = Arc::new(AtomicBool::new(true));
@@ -110,6 +111,16 @@ impl VideoReceiver {
         if let Err(e) = spawned {
             tracing::error!("could not start a video decoder thread: {e}");
         }
+        Self::new(media_ssrc, decode, want_keyframe)
+    }
+
+    /// A receiver that hands whole access units to `decode`; whoever decodes them raises
+    /// `want_keyframe` when one fails.
+    fn new(
+        media_ssrc: u32,
+        decode: crossbeam_channel::Sender<Vec<u8>>,
+        want_keyframe: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             sequence: SeqUnwrapper::default(),
             pending: BTreeMap::new(),
@@ -223,34 +234,50 @@ impl VideoReceiver {
 mod tests {
     use super::*;
 
-    fn packet(seq: u16, timestamp: u32, marker: bool, payload: &'static [u8]) -> rtc::rtp::Packet {
+    fn packet(seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> rtc::rtp::Packet {
         let mut p = rtc::rtp::Packet::default();
         p.header.sequence_number = seq;
         p.header.timestamp = timestamp;
         p.header.marker = marker;
-        p.payload = bytes::Bytes::from_static(payload);
+        p.payload = bytes::Bytes::copy_from_slice(payload);
         p
+    }
+
+    /// A single-NAL packet carrying a non-IDR slice tagged `n` (webrtc-rs refuses NALs of fewer
+    /// than three bytes).
+    fn slice(seq: u16, timestamp: u32, marker: bool, n: u8) -> rtc::rtp::Packet {
+        packet(seq, timestamp, marker, &[0x41, 0x9a, n])
+    }
+
+    /// The Annex-B access unit the depacketizer makes of the slices tagged `tags`.
+    fn unit(tags: &[u8]) -> Vec<u8> {
+        tags.iter()
+            .flat_map(|&n| [0, 0, 0, 1, 0x41, 0x9a, n])
+            .collect()
     }
 
     #[test]
     fn reordered_packets_make_one_unit_and_malformed_ones_do_not_panic() {
-        let mut receiver = VideoReceiver::start(0, FrameSlot::new(), 1);
-        receiver.want_keyframe.store(false, Ordering::Relaxed);
+        // The test holds the decoder's end of the queue: no decoder thread can raise
+        // `want_keyframe` behind its back.
+        let (decode, units) = crossbeam_channel::bounded(DECODE_QUEUE);
+        let mut receiver = VideoReceiver::new(1, decode, Arc::new(AtomicBool::new(false)));
         // A unit's packets arrive out of order: they are put back in order and nothing is lost.
-        receiver.packet(&packet(10, 90, false, &[0x41, 1]));
-        receiver.packet(&packet(12, 90, true, &[0x41, 3]));
-        receiver.packet(&packet(11, 90, false, &[0x41, 2]));
-        assert!(!receiver.want_keyframe.load(Ordering::Relaxed));
+        assert!(receiver.packet(&slice(10, 90, false, 1)).is_none());
+        assert!(receiver.packet(&slice(12, 90, true, 3)).is_none());
+        assert!(receiver.packet(&slice(11, 90, false, 2)).is_none());
         assert_eq!(
-            receiver.next.map(|n| n as u16),
-            Some(13),
-            "all three were assembled"
+            units.try_recv(),
+            Ok(unit(&[1, 2, 3])),
+            "all three, in order"
         );
         // A STAP-A with a stray trailing byte, which webrtc-rs's parser indexes past.
-        receiver.packet(&packet(13, 180, true, &[0x78, 0x00, 0x01, 0x41, 0x00]));
-        assert!(
-            receiver.want_keyframe.load(Ordering::Relaxed),
+        let pli = receiver.packet(&packet(13, 180, true, &[0x78, 0x00, 0x01, 0x41, 0x00]));
+        assert_eq!(
+            pli.map(|p| p.media_ssrc),
+            Some(1),
             "a broken unit asks for a keyframe"
         );
+        assert!(units.try_recv().is_err(), "and is not decoded");
     }
 }
