@@ -382,7 +382,7 @@ struct Session {
     devices_failed: bool,
     /// The camera's and the screen share's encoder threads (by [`video_index`]).
     senders: [VideoSender; 2],
-    video_units: mpsc::UnboundedReceiver<EncodedUnit>,
+    video_units: mpsc::Receiver<EncodedUnit>,
     /// The sources the senders have now.
     sources: [Option<DeviceId>; 2],
 }
@@ -403,7 +403,7 @@ impl Session {
             .await
             .map_err(|e| media(e.to_string()))?;
         link.send(ClientMessage::Offer { sdp: offer });
-        let (units, video_units) = mpsc::unbounded_channel();
+        let (units, video_units) = mpsc::channel(crate::video::ENCODED_QUEUE);
         let sender = |media_type| {
             let keyframe = Arc::new(AtomicBool::new(false));
             connection.watch_keyframe_requests(media_type, keyframe.clone());
