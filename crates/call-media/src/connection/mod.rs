@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
-use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::media::Sample;
 use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -31,8 +31,8 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
-    register_default_interceptors,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder, configure_rtcp_reports,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -159,11 +159,13 @@ impl MediaConnection {
             clock_rate: 90_000,
             channels: 0,
             sdp_fmtp_line: H264_FMTP.to_owned(),
-            // nack and nack pli are added by the default interceptors.
-            rtcp_feedback: vec![RTCPFeedback {
-                typ: "ccm".to_owned(),
-                parameter: "fir".to_owned(),
-            }],
+            rtcp_feedback: [("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+                .into_iter()
+                .map(|(typ, parameter)| RTCPFeedback {
+                    typ: typ.to_owned(),
+                    parameter: parameter.to_owned(),
+                })
+                .collect(),
         };
         media
             .register_codec(
@@ -198,16 +200,16 @@ impl MediaConnection {
                 None,
             )
             .map_err(err)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)
-            .map_err(err)?
-            // webrtc-rs keeps NACKing repaired packets without a cap (see interop notes).
-            .with(
-                Slot::NackGenerator,
-                NackGeneratorBuilder::new()
-                    .with_max_nacks_per_packet(1)
-                    .build(),
-            )
-            .with(Slot::from(14_000), keyframes::KeyframeRequests::default());
+        // webrtc-rs's default interceptors less its NACK generator: the receive loop NACKs lost
+        // video itself (receive/losses.rs), since the generator never sees RTX repairs arrive
+        // and so either NACK-storms or cannot ask twice (see interop notes). The responder
+        // stays: it answers the service's NACKs for what we send.
+        configure_simulcast_extension_headers(&mut media).map_err(err)?;
+        let registry =
+            configure_twcc_receiver_only(configure_rtcp_reports(Registry::new()), &mut media)
+                .map_err(err)?
+                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(Slot::from(14_000), keyframes::KeyframeRequests::default());
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
             .build();

@@ -75,7 +75,11 @@ fn tone_microphone_delivers_paced_frames_and_speaker_records() {
 
     let (speaker, recording) = devices.add_recording_speaker("recorder", None);
     let open = devices.open_speaker(&speaker, Arc::new(Silence)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Wait for the speaker thread's pulls themselves: a fixed sleep loses to a busy machine.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while recording.len() < 4 * 480 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     drop(open);
     assert!(recording.len() >= 4 * 480, "recorded {}", recording.len());
     assert!(recording.started_at().is_some());
@@ -115,7 +119,11 @@ fn synthetic_cameras_are_listed_and_a_y4m_file_plays() {
             f.y[0]
         })
         .collect();
-    assert_eq!(lumas, vec![40, 200, 40], "plays the file in a loop");
+    // The first two fit the camera's queue; a slow reader may see the camera drop later ones,
+    // so the third is whichever frame of the file came next when there was room. A third frame
+    // from a two-frame file is the loop.
+    assert_eq!(lumas[..2], [40, 200], "plays the file in order");
+    assert!([40, 200].contains(&lumas[2]), "plays the file in a loop");
     let missing = devices.add_y4m_camera("missing", dir.join("none.y4m"));
     assert!(matches!(
         devices.open_camera(&missing),

@@ -114,7 +114,7 @@ pub(super) struct Session {
     pub(super) devices_failed: bool,
     /// The camera's and the screen share's encoder threads (by [`crate::connection::video_index`]).
     pub(super) senders: [VideoSender; 2],
-    pub(super) video_units: mpsc::UnboundedReceiver<EncodedUnit>,
+    pub(super) video_units: mpsc::Receiver<EncodedUnit>,
     /// The sources the senders have now.
     pub(super) sources: [Option<DeviceId>; 2],
 }
@@ -135,7 +135,7 @@ impl Session {
             .await
             .map_err(|e| media(e.to_string()))?;
         link.send(ClientMessage::Offer { sdp: offer });
-        let (units, video_units) = mpsc::unbounded_channel();
+        let (units, video_units) = mpsc::channel(crate::video::ENCODED_QUEUE);
         let sender = |media_type| {
             let keyframe = Arc::new(AtomicBool::new(false));
             connection.watch_keyframe_requests(media_type, keyframe.clone());

@@ -7,7 +7,7 @@ mod sender;
 mod slot;
 
 pub use codec::{VideoDecoder, VideoEncoder, bitrate_for};
-pub(crate) use sender::{EncodedUnit, VideoSender};
+pub(crate) use sender::{ENCODED_QUEUE, EncodedUnit, VideoSender};
 pub use slot::{FrameSlot, SlotFrame, SlotWriter};
 
 use std::time::Instant;

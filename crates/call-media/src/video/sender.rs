@@ -1,5 +1,6 @@
 //! The camera side: one thread per agent takes frames from the current camera, shows them in
-//! the local preview slot, encodes them, and hands the access units to the engine to send.
+//! the local preview slot, encodes them, and hands the access units to the engine to send over a
+//! bounded queue; when the engine is behind, a unit is dropped and the next one is a keyframe.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,12 +8,17 @@ use std::time::Duration;
 
 use call_protocol::MediaType;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::{FrameSlot, VideoEncoder};
 use crate::device::Camera;
 
 /// A frame's duration when the camera gives no earlier frame to measure from (30 fps).
 const DEFAULT_FRAME: Duration = Duration::from_micros(33_333);
+
+/// Encoded units waiting for the engine to send them, both streams together: about a quarter
+/// second at 30 frames per second in all. A unit that finds the queue full is dropped.
+pub(crate) const ENCODED_QUEUE: usize = 8;
 
 /// An encoded access unit, which stream it belongs to, and how long it lasts.
 pub(crate) type EncodedUnit = (MediaType, Vec<u8>, Duration);
@@ -25,11 +31,11 @@ pub(crate) struct VideoSender {
 }
 
 impl VideoSender {
-    /// Starts the thread. Units go to `units`; `keyframe` asks for an IDR (the next frame is one,
-    /// then the flag clears).
+    /// Starts the thread. Units go to `units` (see [`hand_over`] for a full queue); `keyframe`
+    /// asks for an IDR (the next frame is one, then the flag clears).
     pub(crate) fn start(
         media_type: MediaType,
-        units: mpsc::UnboundedSender<EncodedUnit>,
+        units: mpsc::Sender<EncodedUnit>,
         keyframe: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
         let (cameras, switches) = crossbeam_channel::unbounded::<Option<Camera>>();
@@ -78,7 +84,7 @@ impl VideoSender {
                         match encoder.encode(&frame, keyframe.swap(false, Ordering::Relaxed)) {
                             Ok((unit, _)) if unit.is_empty() => {}
                             Ok((unit, _)) => {
-                                if units.send((media_type, unit, duration)).is_err() {
+                                if !hand_over(&units, (media_type, unit, duration), &keyframe) {
                                     break;
                                 }
                             }
@@ -108,11 +114,57 @@ impl VideoSender {
     }
 }
 
+/// Hands a unit to the engine without waiting; false once the engine is gone. A full queue means
+/// the engine is behind: the unit is dropped, and the next one is made a keyframe, because the
+/// units after a dropped one reference it. The stream goes on from the newest picture instead of
+/// queueing old ones.
+fn hand_over(units: &mpsc::Sender<EncodedUnit>, unit: EncodedUnit, keyframe: &AtomicBool) -> bool {
+    match units.try_send(unit) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            keyframe.store(true, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
 impl Drop for VideoSender {
     fn drop(&mut self) {
         drop(self.cameras.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_the_unit_and_makes_the_next_one_a_keyframe() {
+        let (units, mut engine) = mpsc::channel(2);
+        let keyframe = AtomicBool::new(false);
+        let unit = |n| (MediaType::Video, vec![n], DEFAULT_FRAME);
+        assert!(hand_over(&units, unit(1), &keyframe));
+        assert!(hand_over(&units, unit(2), &keyframe));
+        assert!(!keyframe.load(Ordering::Relaxed), "room for both");
+        // The engine is behind: the third unit is dropped, and the encoder is asked for an IDR.
+        assert!(hand_over(&units, unit(3), &keyframe));
+        assert!(keyframe.load(Ordering::Relaxed));
+        let queued: Vec<u8> = std::iter::from_fn(|| engine.try_recv().ok())
+            .map(|(_, unit, _)| unit[0])
+            .collect();
+        assert_eq!(
+            queued,
+            [1, 2],
+            "the queued units are kept, the dropped one is gone"
+        );
+        // Once the engine catches up, units flow again; once it is gone, the thread stops.
+        assert!(hand_over(&units, unit(4), &keyframe));
+        assert_eq!(engine.try_recv().map(|(_, unit, _)| unit), Ok(vec![4]));
+        drop(engine);
+        assert!(!hand_over(&units, unit(5), &keyframe));
     }
 }
