@@ -1,5 +1,5 @@
 //! A call between hosts: the service and two clients each run in a network namespace of their
-//! own, joined to the service's by veth pairs, so nothing crosses loopback. The service binds
+//! own, each joined by a veth pair to a bridge in a fourth, so nothing crosses loopback. The service binds
 //! the wildcard address and advertises the address the clients reach it at. Each client sends
 //! speech and a stamped camera and reports what arrived from the other: audio energy and
 //! correlation, video PSNR.
@@ -22,50 +22,51 @@ use call_service::{CallService, ServiceConfig};
 use common::*;
 
 const SECRET: &[u8] = b"calls-across-hosts";
-/// The service's address on the veth pair to A; B reaches it through its own pair.
-const SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 1, 1);
+/// The service's address on its veth pair to the switch.
+const SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const ROLE: &str = "BEVY_CALLING_NETNS_ROLE";
 const URL: &str = "BEVY_CALLING_NETNS_URL";
 /// How long a party may run before it gives up.
 const PARTY_DEADLINE: Duration = Duration::from_secs(90);
 
-/// The namespaces and veth pairs of one run, removed when dropped (also when the test fails).
+/// The namespaces and veth pairs of one run, removed when dropped (also when the test fails):
+/// a switch namespace with a bridge, and the service, A and B each joined to it by a veth pair,
+/// all in 10.77.0.0/24 (the service at [`SERVICE_IP`]).
 struct Hosts {
-    names: [String; 3],
+    names: [String; 4],
 }
 
 impl Hosts {
     fn service(&self) -> &str {
-        &self.names[0]
+        &self.names[1]
     }
 
     fn create() -> Self {
         let id = std::process::id() % 100_000;
         let names = [
+            format!("bc_net_{id}"),
             format!("bc_svc_{id}"),
             format!("bc_a_{id}"),
             format!("bc_b_{id}"),
         ];
         let hosts = Self { names };
-        let svc = hosts.service().to_owned();
+        let switch = hosts.names[0].clone();
         for ns in &hosts.names {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
-        for (k, client) in hosts.names[1..].iter().enumerate() {
-            let subnet = k + 1;
-            let (here, there) = (format!("bc{subnet}c{id}"), format!("bc{subnet}s{id}"));
-            ip(&["link", "add", &here, "type", "veth", "peer", "name", &there]);
-            ip(&["link", "set", &here, "netns", client]);
-            ip(&["link", "set", &there, "netns", &svc]);
-            let service_side = format!("10.77.{subnet}.1/24");
-            let client_side = format!("10.77.{subnet}.2/24");
-            ip(&["-n", &svc, "addr", "add", &service_side, "dev", &there]);
-            ip(&["-n", client, "addr", "add", &client_side, "dev", &here]);
-            ip(&["-n", &svc, "link", "set", &there, "up"]);
-            ip(&["-n", client, "link", "set", &here, "up"]);
-            let gateway = format!("10.77.{subnet}.1");
-            ip(&["-n", client, "route", "add", "default", "via", &gateway]);
+        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &switch, "link", "set", "br0", "up"]);
+        for (k, host) in hosts.names[1..].iter().enumerate() {
+            let (here, port) = (format!("bc{k}h{id}"), format!("bc{k}p{id}"));
+            ip(&["link", "add", &here, "type", "veth", "peer", "name", &port]);
+            ip(&["link", "set", &here, "netns", host]);
+            ip(&["link", "set", &port, "netns", &switch]);
+            ip(&["-n", &switch, "link", "set", &port, "master", "br0"]);
+            ip(&["-n", &switch, "link", "set", &port, "up"]);
+            let address = format!("10.77.0.{}/24", k + 1);
+            ip(&["-n", host, "addr", "add", &address, "dev", &here]);
+            ip(&["-n", host, "link", "set", &here, "up"]);
         }
         hosts
     }
@@ -144,8 +145,8 @@ fn audio_and_video_flow_both_ways_between_three_hosts() {
     let hosts = Hosts::create();
     let mut service = Party::start(hosts.service(), "service", "");
     let url = service.line("READY");
-    let mut callee = Party::start(&hosts.names[2], "callee", &url);
-    let mut caller = Party::start(&hosts.names[1], "caller", &url);
+    let mut callee = Party::start(&hosts.names[3], "callee", &url);
+    let mut caller = Party::start(&hosts.names[2], "caller", &url);
     for (who, party) in [("caller", &mut caller), ("callee", &mut callee)] {
         let report = party.line("RESULT");
         let (e, corr, psnr) = (
@@ -207,15 +208,16 @@ fn run_client(role: &str, url: &str) {
     let camera = add_camera(&client, 320, 180, 30);
     let peer = CommunicationIdentifier::user(other).expect("valid");
     let started = Instant::now();
-    let deadline = |what: &str| {
-        if started.elapsed() > PARTY_DEADLINE {
-            println!("FAIL {me} timed out waiting for {what}");
-            std::process::exit(1);
-        }
-    };
     let step = |client: &mut Client, what: &str, done: &mut dyn FnMut(&mut Client) -> bool| {
         while !done(client) {
-            deadline(what);
+            if started.elapsed() > PARTY_DEADLINE {
+                let calls: Vec<_> = client.calls().into_iter().map(|(_, c)| c.state).collect();
+                let agent = &client.agent().connection;
+                println!(
+                    "FAIL {me} timed out waiting for {what} (agent {agent:?}, calls {calls:?})"
+                );
+                std::process::exit(1);
+            }
             client.app.update();
             std::thread::sleep(Duration::from_millis(2));
         }

@@ -17,6 +17,8 @@ pub(crate) struct SignalingLink {
     writer: tokio::task::JoinHandle<()>,
     reader: tokio::task::JoinHandle<()>,
     pub(crate) incoming: mpsc::Receiver<ServerMessage>,
+    /// This side's address on the connection: the interface that reaches the service.
+    pub(crate) local_ip: std::net::IpAddr,
 }
 
 /// Messages each direction holds.
@@ -29,6 +31,12 @@ impl SignalingLink {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .map_err(|e| e.to_string())?;
+        let local_ip = match ws.get_ref() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr(),
+            _ => Err(std::io::Error::other("not a plain TCP stream")),
+        }
+        .map(|a| a.ip())
+        .map_err(|e| format!("the signaling socket has no local address: {e}"))?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut outgoing) = mpsc::channel::<ClientMessage>(QUEUE);
         let (deliver, incoming) = mpsc::channel(QUEUE);
@@ -65,6 +73,7 @@ impl SignalingLink {
             writer,
             reader,
             incoming,
+            local_ip,
         })
     }
 

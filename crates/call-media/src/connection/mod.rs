@@ -54,14 +54,12 @@ const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-
 /// ICE connectivity-check interval. webrtc-rs sends the DTLS ClientHello only on the ICE agent's
 /// next tick (200 ms by default), so a short interval is what makes the agent connect quickly.
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
-/// Binding requests before a pair fails, scaled so the give-up time stays near the default's.
-const ICE_MAX_BINDING_REQUESTS: u16 = 140;
-
-/// Where the media sockets bind. The wildcard is expanded by webrtc-rs into one socket per usable
-/// interface (loopback and link-local skipped), each a host candidate, so a service on another
-/// host is reached through whichever interface routes to it; loopback is added for a service on
-/// this machine. ICE picks the pair that works.
-const BIND_ADDRS: [&str; 2] = ["0.0.0.0:0", "127.0.0.1:0"];
+/// Binding requests before a pair fails: about 8 s of checks at [`ICE_CHECK_INTERVAL`]. The
+/// default's 1.4 s failed sign-ins when many agents connected at once on a loaded machine (50
+/// agents on 2 busy cores: half of them `Failed`), since a service busy with other handshakes
+/// answers late; checks stop as soon as a pair is nominated, so the longer limit only costs
+/// time when the service is really unreachable.
+const ICE_MAX_BINDING_REQUESTS: u16 = 800;
 
 /// What the connection reports to the engine.
 #[derive(Debug)]
@@ -133,7 +131,14 @@ fn local_track(
 impl MediaConnection {
     /// Builds the connection and its transceivers, and returns it with its offer SDP.
     /// Must run inside a tokio runtime (webrtc-rs spawns its driver there).
+    ///
+    /// The media socket binds `local_ip`, the address of the interface the signaling connection
+    /// to the service goes out on: whatever host the service is on, that is the interface that
+    /// reaches it (loopback for a service on this machine). Binding every interface instead
+    /// made ICE check pairs that can never work (a loopback socket towards another host), each
+    /// failing send logged every check interval.
     pub(crate) async fn create(
+        local_ip: std::net::IpAddr,
         playout: Arc<Playout>,
         events: mpsc::UnboundedSender<ConnectionEvent>,
     ) -> Result<(Self, String), ConnectionError> {
@@ -212,6 +217,9 @@ impl MediaConnection {
                 .with(Slot::from(14_000), keyframes::KeyframeRequests::default());
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+            // Our candidates are plain host addresses; an mDNS socket also needs a multicast
+            // route, which a host with only a direct link to the service may not have (ENODEV).
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
         let slot_ids = Arc::new(OnceLock::new());
         let video_frames: Vec<FrameSlot> = (0..VIDEO_SLOTS).map(|_| FrameSlot::new()).collect();
@@ -228,7 +236,7 @@ impl MediaConnection {
                 .with_setting_engine(settings)
                 .with_interceptor_registry(registry)
                 .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
-                .with_udp_addrs(BIND_ADDRS.iter().map(|a| a.to_string()).collect())
+                .with_udp_addrs(vec![std::net::SocketAddr::new(local_ip, 0)])
                 .build()
                 .await
                 .map_err(err)?,

@@ -22,6 +22,9 @@ use crate::video::{EncodedUnit, VideoSender};
 
 /// How long signing in may take before it counts as unreachable.
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the media connection may take to come up after signing in. Past it the agent is
+/// disconnected with a media error rather than left `Connecting` for ever.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The engine task: signs in, runs the session, and answers truthfully once offline.
 pub(super) async fn run(
@@ -131,7 +134,7 @@ impl Session {
         let playout = Arc::new(Playout::new().map_err(|e| media(e.to_string()))?);
         let encoder = VoiceEncoder::new().map_err(|e| media(e.to_string()))?;
         let (tx, connection_events) = mpsc::unbounded_channel();
-        let (connection, offer) = MediaConnection::create(playout.clone(), tx)
+        let (connection, offer) = MediaConnection::create(link.local_ip, playout.clone(), tx)
             .await
             .map_err(|e| media(e.to_string()))?;
         link.send(ClientMessage::Offer { sdp: offer });
@@ -171,11 +174,17 @@ impl Session {
 
     /// Runs until shutdown (`None`) or a failure (the error).
     async fn run(mut self, inputs: &mut mpsc::Receiver<AgentCommand>) -> Option<AgentError> {
+        let media_deadline = tokio::time::Instant::now() + MEDIA_TIMEOUT;
         let outcome = loop {
             if self.events.overflowed() {
                 break Some(AgentError::Overloaded);
             }
             tokio::select! {
+                _ = tokio::time::sleep_until(media_deadline), if !self.media_up => {
+                    break Some(AgentError::Media(format!(
+                        "the media connection did not come up within {MEDIA_TIMEOUT:?}"
+                    )));
+                },
                 input = inputs.recv() => match input {
                     Some(c) => self.command(c).await,
                     // The Agent was dropped: shut down.
