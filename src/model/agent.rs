@@ -8,12 +8,16 @@ use super::CallOf;
 
 /// A user signed in to a call service. Spawning one signs in; despawning it hangs up its calls
 /// and disconnects.
-#[derive(Component, Debug)]
+#[derive(Component, Reflect, Debug)]
+// Foreign (Bevy-free crate) fields are not reflected: they have no Default to rebuild from.
+#[reflect(from_reflect = false)]
 pub struct CallAgent {
     /// The name other participants see.
     pub display_name: String,
     /// The connection to the service, with the reason when it is down.
+    #[reflect(ignore)]
     pub connection: AgentConnection,
+    #[reflect(ignore)]
     pub(crate) config: AgentConfig,
 }
 
@@ -42,6 +46,6 @@ impl CallAgent {
 }
 
 /// The calls of an agent (the other side of [`CallOf`]).
-#[derive(Component, Debug, Default)]
+#[derive(Component, Reflect, Debug, Default)]
 #[relationship_target(relationship = CallOf, linked_spawn)]
 pub struct AgentCalls(Vec<Entity>);

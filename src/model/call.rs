@@ -6,7 +6,7 @@ use call_protocol::{CallEndReason, CallId};
 use super::AgentCalls;
 
 /// Which way a call was placed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Reflect)]
 pub enum CallDirection {
     /// This agent called.
     Outgoing,
@@ -15,7 +15,7 @@ pub enum CallDirection {
 }
 
 /// A call's state, as the seed SDK names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Reflect)]
 pub enum CallState {
     /// Not yet started. Not produced by this plugin: a call entity exists from the moment it
     /// is placed ([`CallState::Connecting`]) or offered ([`CallState::Incoming`]).
@@ -44,15 +44,19 @@ pub enum CallState {
 
 /// A call of a [`super::CallAgent`]. Ended calls stay (state [`CallState::Disconnected`], with
 /// their reason) until the app despawns them.
-#[derive(Component, Debug, Clone)]
+#[derive(Component, Reflect, Debug, Clone)]
+// Foreign (Bevy-free crate) fields are not reflected: they have no Default to rebuild from.
+#[reflect(from_reflect = false)]
 pub struct Call {
     /// The call's id on the service.
+    #[reflect(ignore)]
     pub id: CallId,
     /// Who placed it.
     pub direction: CallDirection,
     /// Where it is now.
     pub state: CallState,
     /// Why it ended; set exactly when `state` is [`CallState::Disconnected`].
+    #[reflect(ignore)]
     pub end_reason: Option<CallEndReason>,
     /// Whether this side's microphone is muted in this call.
     pub is_muted: bool,
@@ -71,6 +75,6 @@ impl Call {
 }
 
 /// The agent a call belongs to.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Component, Reflect, Debug, Clone, Copy, PartialEq, Eq)]
 #[relationship(relationship_target = AgentCalls)]
 pub struct CallOf(pub Entity);

@@ -5,19 +5,24 @@ use call_protocol::{CallEndReason, CommunicationIdentifier, ParticipantInfo, Par
 
 /// Somebody else in a call. Participants who left stay, [`ParticipantState::Disconnected`] with
 /// their reason, until their call is despawned.
-#[derive(Component, Debug, Clone, PartialEq, Eq)]
+#[derive(Component, Reflect, Debug, Clone, PartialEq, Eq)]
+// Foreign (Bevy-free crate) fields are not reflected: they have no Default to rebuild from.
+#[reflect(from_reflect = false)]
 pub struct RemoteParticipant {
     /// Who they are.
+    #[reflect(ignore)]
     pub identifier: CommunicationIdentifier,
     /// The name they signed in with.
     pub display_name: String,
     /// Where they are in the call.
+    #[reflect(ignore)]
     pub state: ParticipantState,
     /// Whether their microphone is muted.
     pub is_muted: bool,
     /// Whether they are speaking now.
     pub is_speaking: bool,
     /// Why they left; set exactly when `state` is [`ParticipantState::Disconnected`].
+    #[reflect(ignore)]
     pub end_reason: Option<CallEndReason>,
 }
 
@@ -35,12 +40,12 @@ impl From<ParticipantInfo> for RemoteParticipant {
 }
 
 /// The call a participant belongs to.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Component, Reflect, Debug, Clone, Copy, PartialEq, Eq)]
 #[relationship(relationship_target = Participants)]
 pub struct ParticipantOf(pub Entity);
 
 /// The participants of a call (the other side of [`ParticipantOf`]).
-#[derive(Component, Debug, Default)]
+#[derive(Component, Reflect, Debug, Default)]
 #[relationship_target(relationship = ParticipantOf, linked_spawn)]
 pub struct Participants(Vec<Entity>);
 

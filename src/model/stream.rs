@@ -6,21 +6,24 @@ use call_protocol::MediaType;
 
 /// A video stream a remote participant offers (ACS `RemoteVideoStream`). Rendering it is an
 /// explicit [`super::SubscribeVideo`]; while subscribed it carries a [`VideoView`].
-#[derive(Component, Debug, Clone, PartialEq, Eq)]
+#[derive(Component, Reflect, Debug, Clone, PartialEq, Eq)]
+// Foreign (Bevy-free crate) fields are not reflected: they have no Default to rebuild from.
+#[reflect(from_reflect = false)]
 pub struct RemoteVideoStream {
     /// Camera or screen sharing.
+    #[reflect(ignore)]
     pub media_type: MediaType,
     /// Whether the participant is sending it now.
     pub is_available: bool,
 }
 
 /// The participant a stream belongs to.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Component, Reflect, Debug, Clone, Copy, PartialEq, Eq)]
 #[relationship(relationship_target = Streams)]
 pub struct StreamOf(pub Entity);
 
 /// The video streams of a participant (the other side of [`StreamOf`]).
-#[derive(Component, Debug, Default)]
+#[derive(Component, Reflect, Debug, Default)]
 #[relationship_target(relationship = StreamOf, linked_spawn)]
 pub struct Streams(Vec<Entity>);
 
@@ -33,23 +36,29 @@ impl Streams {
 
 /// A subscribed stream's picture (ACS `createView`): an RGBA image that updates as frames are
 /// decoded. Removed when the stream is unsubscribed or stops arriving.
-#[derive(Component, Debug, Clone)]
+#[derive(Component, Reflect, Debug, Clone)]
 pub struct VideoView {
     /// The image; use it as a texture anywhere.
     pub image: Handle<Image>,
 }
 
 /// This side's screen share in a call, present while sharing.
-#[derive(Component, Debug, Clone, PartialEq, Eq)]
+#[derive(Component, Reflect, Debug, Clone, PartialEq, Eq)]
+// Foreign (Bevy-free crate) fields are not reflected: they have no Default to rebuild from.
+#[reflect(from_reflect = false)]
 pub struct LocalScreenShare {
     /// Where its frames come from.
+    #[reflect(ignore)]
     pub source: DeviceId,
 }
 
 /// This side's video in a call (ACS `LocalVideoStream`), present while video is on.
-#[derive(Component, Debug, Clone)]
+#[derive(Component, Reflect, Debug, Clone)]
+// Foreign (Bevy-free crate) fields are not reflected: they have no Default to rebuild from.
+#[reflect(from_reflect = false)]
 pub struct LocalVideoStream {
     /// The camera it comes from.
+    #[reflect(ignore)]
     pub camera: DeviceId,
     /// The local preview: what is being sent.
     pub preview: Handle<Image>,
