@@ -217,20 +217,6 @@ fn bad_tokens_are_refused_with_typed_errors_and_no_session() {
 }
 
 #[test]
-fn despawning_an_agent_hangs_up_its_calls() {
-    let service = service();
-    let mut a = client(&service, "alice", Mic::None);
-    let mut b = client(&service, "bob", Mic::None);
-    let (_, b_call) = connected_call(&mut a, &mut b);
-    let agent = a.agent;
-    a.app.world_mut().despawn(agent);
-    assert_eq!(
-        ended(&mut [&mut b], 0, b_call),
-        CallEndReason::REMOTE_HANG_UP
-    );
-}
-
-#[test]
 fn losing_the_service_ends_calls_and_disconnects_agents_with_reasons() {
     let service = service();
     let mut a = client(&service, "alice", Mic::None);

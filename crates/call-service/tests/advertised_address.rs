@@ -2,21 +2,21 @@
 //! the answer's host candidate carries it with the real port, and a str0m client that only
 //! knows that address completes ICE and DTLS against the wildcard-bound socket.
 
+mod common;
+
 use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use call_protocol::{ClientMessage, CommunicationIdentifier, ServerMessage, decode, encode};
 use call_service::{CallService, ServiceConfig, ServiceError};
+use common::{Ws, next};
 use futures_util::{SinkExt, StreamExt};
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -74,20 +74,6 @@ fn the_binary_binds_every_interface_with_advertise_ip() {
         .strip_prefix("media:     udp 127.0.0.1:")
         .unwrap_or_else(|| panic!("the advertised media address: {lines:?}"));
     assert_ne!(media.parse::<u16>().expect("a port"), 0);
-}
-
-/// The next server message on `ws`.
-async fn next(ws: &mut Ws) -> ServerMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a reply in time");
-        match frame {
-            Some(Ok(Message::Text(t))) => return decode(t.as_str()).expect("server frames decode"),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => panic!("connection closed"),
-            Some(Ok(_)) => continue,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,22 +2,22 @@
 //! forwarding path from a received datagram to the other party's receive slot, through real
 //! ICE, DTLS and SRTP.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use call_protocol::{
-    AUDIO_SLOTS, CallId, ClientMessage, CommunicationIdentifier, ServerMessage, decode, encode,
+    AUDIO_SLOTS, CallId, ClientMessage, CommunicationIdentifier, ServerMessage, encode,
 };
 use call_service::{CallService, ServiceConfig};
-use futures_util::{SinkExt, StreamExt};
+use common::{Ws, next};
+use futures_util::SinkExt;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A signed-in client with a str0m peer: one microphone line and [`AUDIO_SLOTS`] receive lines.
 struct Client {
@@ -37,19 +37,6 @@ async fn send(ws: &mut Ws, message: &ClientMessage) {
     ws.send(Message::Text(encode(message).into()))
         .await
         .expect("sends");
-}
-
-async fn next(ws: &mut Ws) -> ServerMessage {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a reply in time");
-        match frame {
-            Some(Ok(Message::Text(t))) => return decode(t.as_str()).expect("server frames decode"),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => panic!("connection closed"),
-            Some(Ok(_)) => continue,
-        }
-    }
 }
 
 /// Reads until a message matches.

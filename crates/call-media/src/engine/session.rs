@@ -50,6 +50,11 @@ pub(super) async fn run(
     let Some(error) = error else { return };
     events.fail(error.clone());
     events.emit(AgentEvent::Connection(AgentConnection::Disconnected(error)));
+    if events.overflowed() {
+        // The app is not reading: end now, so the channel reports the engine gone and the app
+        // reads the reason from `Agent::failure` once it drains what is queued.
+        return;
+    }
     // Offline: calls cannot start, but every request still gets a truthful answer.
     while let Some(command) = inputs.recv().await {
         if events.overflowed() {
@@ -133,6 +138,8 @@ impl Session {
         let media = |e: String| AgentError::Media(e);
         let playout = Arc::new(Playout::new().map_err(|e| media(e.to_string()))?);
         let encoder = VoiceEncoder::new().map_err(|e| media(e.to_string()))?;
+        // Unbounded by type, bounded by what it carries: a few local candidates and state
+        // changes per connection, written from webrtc-rs callbacks that must not wait.
         let (tx, connection_events) = mpsc::unbounded_channel();
         let (connection, offer) = MediaConnection::create(link.local_ip, playout.clone(), tx)
             .await

@@ -1,4 +1,5 @@
-//! The camera side: one thread per agent takes frames from the current camera, shows them in
+//! The sending side of one video stream: one thread per stream (camera, screen share) takes
+//! frames from the current source, shows them in
 //! the local preview slot, encodes them, and hands the access units to the engine to send over a
 //! bounded queue; when the engine is behind, a unit is dropped and the next one is a keyframe.
 
@@ -38,6 +39,8 @@ impl VideoSender {
         units: mpsc::Sender<EncodedUnit>,
         keyframe: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
+        // Source switches, at most one per video request: bounded by the engine's command queue,
+        // and the thread takes each as soon as it arrives.
         let (cameras, switches) = crossbeam_channel::unbounded::<Option<Camera>>();
         let preview = FrameSlot::new();
         let mut writer = preview.writer();
