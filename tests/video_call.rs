@@ -217,7 +217,12 @@ fn one_receiver_renders_nine_cameras_and_a_screen_share() {
     let mut all: Vec<&mut Client> = std::iter::once(&mut receiver)
         .chain(senders.iter_mut())
         .collect();
+    let started = std::time::Instant::now();
     run_until(&mut all, "everyone signed in", |c| {
+        if started.elapsed() > DEADLINE - Duration::from_secs(1) {
+            let states: Vec<_> = c.iter().map(|c| c.agent().connection.clone()).collect();
+            eprintln!("agents so far: {states:?}");
+        }
         c.iter().all(|c| c.agent().is_connected())
     });
     let targets = all[1..].iter().map(|c| c.user.clone()).collect();
@@ -263,6 +268,7 @@ fn one_receiver_renders_nine_cameras_and_a_screen_share() {
     for &(stream, _) in &streams {
         all[0].trigger(SubscribeVideo { stream });
     }
+    let started = std::time::Instant::now();
     run_until(
         &mut all,
         "ten distinct sources in the receiver's textures",
@@ -273,6 +279,9 @@ fn one_receiver_renders_nine_cameras_and_a_screen_share() {
                 .collect();
             sources.sort_unstable();
             sources.dedup();
+            if started.elapsed() > DEADLINE - Duration::from_secs(1) {
+                eprintln!("sources shown so far: {sources:?}");
+            }
             sources.len() == 10
         },
     );

@@ -25,6 +25,13 @@ const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the media connection may take to come up after signing in. Past it the agent is
 /// disconnected with a media error rather than left `Connecting` for ever.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long after the answer the media connection may stay down before it is built again and
+/// re-offered. On a loaded machine a DTLS handshake sometimes stalls for good after ICE
+/// completed (the SFU saw the pair nominated and never a finished handshake); a fresh
+/// connection recovers where waiting does not.
+const MEDIA_RETRY: Duration = Duration::from_secs(5);
+/// Fresh connections tried before [`MEDIA_TIMEOUT`] decides.
+const MEDIA_ATTEMPTS: u32 = 3;
 
 /// The engine task: signs in, runs the session, and answers truthfully once offline.
 pub(super) async fn run(
@@ -125,6 +132,41 @@ pub(super) struct Session {
     pub(super) video_units: mpsc::Receiver<EncodedUnit>,
     /// The sources the senders have now.
     pub(super) sources: [Option<DeviceId>; 2],
+    /// The senders' keyframe flags, which each media connection's RTCP raises.
+    keyframes: [Arc<AtomicBool>; 2],
+    /// When the current connection got its answer, while media is not up yet.
+    answered_at: Option<tokio::time::Instant>,
+    /// Media connections built so far.
+    attempts: u32,
+}
+
+/// Builds a media connection with its own event channel (so a replaced connection's late
+/// events go nowhere), watching its send tracks for keyframe requests; returns its offer.
+async fn connect(
+    local_ip: std::net::IpAddr,
+    playout: &Arc<Playout>,
+    keyframes: &[Arc<AtomicBool>; 2],
+) -> Result<
+    (
+        MediaConnection,
+        mpsc::UnboundedReceiver<ConnectionEvent>,
+        String,
+    ),
+    AgentError,
+> {
+    // Unbounded by type, bounded by what it carries: a few local candidates and state changes
+    // per connection, written from webrtc-rs callbacks that must not wait.
+    let (tx, events) = mpsc::unbounded_channel();
+    let (connection, offer) = MediaConnection::create(local_ip, playout.clone(), tx)
+        .await
+        .map_err(|e| AgentError::Media(e.to_string()))?;
+    for (media_type, flag) in [MediaType::Video, MediaType::ScreenSharing]
+        .iter()
+        .zip(keyframes)
+    {
+        connection.watch_keyframe_requests(*media_type, flag.clone());
+    }
+    Ok((connection, events, offer))
 }
 
 impl Session {
@@ -138,17 +180,16 @@ impl Session {
         let media = |e: String| AgentError::Media(e);
         let playout = Arc::new(Playout::new().map_err(|e| media(e.to_string()))?);
         let encoder = VoiceEncoder::new().map_err(|e| media(e.to_string()))?;
-        // Unbounded by type, bounded by what it carries: a few local candidates and state
-        // changes per connection, written from webrtc-rs callbacks that must not wait.
-        let (tx, connection_events) = mpsc::unbounded_channel();
-        let (connection, offer) = MediaConnection::create(link.local_ip, playout.clone(), tx)
-            .await
-            .map_err(|e| media(e.to_string()))?;
+        let keyframes = [
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        ];
+        let (connection, connection_events, offer) =
+            connect(link.local_ip, &playout, &keyframes).await?;
         link.send(ClientMessage::Offer { sdp: offer });
         let (units, video_units) = mpsc::channel(crate::video::ENCODED_QUEUE);
         let sender = |media_type| {
-            let keyframe = Arc::new(AtomicBool::new(false));
-            connection.watch_keyframe_requests(media_type, keyframe.clone());
+            let keyframe = keyframes[crate::connection::video_index(media_type)].clone();
             VideoSender::start(media_type, units.clone(), keyframe)
                 .map_err(|e| media(e.to_string()))
         };
@@ -172,6 +213,9 @@ impl Session {
             senders,
             video_units,
             sources: [None, None],
+            keyframes,
+            answered_at: None,
+            attempts: 1,
         })
     }
 
@@ -187,6 +231,11 @@ impl Session {
                 break Some(AgentError::Overloaded);
             }
             tokio::select! {
+                _ = retry_at(self.answered_at), if !self.media_up && self.attempts < MEDIA_ATTEMPTS => {
+                    if let Err(e) = self.reconnect().await {
+                        break Some(e);
+                    }
+                },
                 _ = tokio::time::sleep_until(media_deadline), if !self.media_up => {
                     break Some(AgentError::Media(format!(
                         "the media connection did not come up within {MEDIA_TIMEOUT:?}"
@@ -309,6 +358,7 @@ impl Session {
                     .apply_answer(sdp)
                     .await
                     .map_err(|e| AgentError::Media(e.to_string()))?;
+                self.answered_at = Some(tokio::time::Instant::now());
             }
             ServerMessage::IceCandidate { candidate } => {
                 if let Err(e) = self.connection.add_remote_candidate(candidate).await {
@@ -411,6 +461,24 @@ impl Session {
         Ok(())
     }
 
+    /// Replaces a media connection that did not come up with a fresh one, offered anew (the
+    /// service replaces the session's peer).
+    async fn reconnect(&mut self) -> Result<(), AgentError> {
+        tracing::warn!(
+            "media connection not up {MEDIA_RETRY:?} after the answer; building it again (attempt {})",
+            self.attempts + 1
+        );
+        let (connection, events, offer) =
+            connect(self.link.local_ip, &self.playout, &self.keyframes).await?;
+        let old = std::mem::replace(&mut self.connection, connection);
+        self.connection_events = events;
+        self.answered_at = None;
+        self.attempts += 1;
+        old.close().await;
+        self.link.send(ClientMessage::Offer { sdp: offer });
+        Ok(())
+    }
+
     /// Tells the app about calls the service connected, once media can flow.
     async fn announce_connected(&mut self) {
         if !self.media_up {
@@ -427,5 +495,13 @@ impl Session {
             self.emit(AgentEvent::CallConnected(call_id));
         }
         self.update_devices().await;
+    }
+}
+
+/// When a connection answered at `answered` is given up for a fresh one; never before an answer.
+async fn retry_at(answered: Option<tokio::time::Instant>) {
+    match answered {
+        Some(at) => tokio::time::sleep_until(at + MEDIA_RETRY).await,
+        None => std::future::pending().await,
     }
 }
