@@ -8,10 +8,10 @@ use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use call_protocol::{ClientMessage, CommunicationIdentifier, ServerMessage, decode, encode};
+use call_protocol::{ClientMessage, CommunicationIdentifier, ServerMessage, encode};
 use call_service::{CallService, ServiceConfig, ServiceError};
-use common::{Ws, next};
-use futures_util::{SinkExt, StreamExt};
+use common::next;
+use futures_util::SinkExt;
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
