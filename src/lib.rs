@@ -111,10 +111,10 @@ pub mod prelude {
         AcceptCall, AgentCalls, AgentConfig, AgentConnection, AgentConnectionChanged, AgentError,
         Call, CallAgent, CallDirection, CallEndReason, CallOf, CallState, CallStateChanged,
         CallSystems, CallingPlugin, CommunicationIdentifier, DeviceFailed, DeviceId, DeviceKind,
-        Devices, HangUp, IncomingCall, LocalScreenShare, LocalVideoStream, MediaType, Mute,
+        Devices, HangUp, Hold, IncomingCall, LocalScreenShare, LocalVideoStream, MediaType, Mute,
         ParticipantLeft, ParticipantOf, ParticipantState, ParticipantUpdated, Participants,
-        RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, StartCall,
-        StartCallExt, StartScreenShare, StartVideo, StopScreenShare, StopVideo, StreamOf, Streams,
-        SubscribeVideo, Unmute, UnsubscribeVideo, VideoView,
+        RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, Resume,
+        StartCall, StartCallExt, StartScreenShare, StartVideo, StopScreenShare, StopVideo,
+        StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo, VideoView,
     };
 }

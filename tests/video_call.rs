@@ -9,34 +9,6 @@ use bevy_calling::pattern::{self, FrameStamp};
 use bevy_calling::prelude::*;
 use common::*;
 
-/// The decoded picture B shows, with the stamp it carries.
-fn shown(b: &Client, stream: Entity) -> Option<(Vec<u8>, u32, u32, FrameStamp)> {
-    let (rgba, w, h) = view_pixels(b, stream)?;
-    let stamp = pattern::read_rgba(&rgba, w, h)?;
-    Some((rgba, w, h, stamp))
-}
-
-/// A and B in a call, A sending video from `camera`, B subscribed and showing a decoded picture.
-/// Returns (A's call, B's call, A's stream at B).
-fn watching(
-    a: &mut Client,
-    b: &mut Client,
-    camera: bevy_calling::DeviceId,
-) -> (Entity, Entity, Entity) {
-    let (a_call, b_call) = connected_call(a, b);
-    a.trigger(StartVideo {
-        call: a_call,
-        camera,
-    });
-    let alice = a.user.clone();
-    let stream = available_camera_stream(&mut [a, b], 1, b_call, &alice);
-    b.trigger(SubscribeVideo { stream });
-    run_until(&mut [a, b], "a stamped picture in B's texture", |c| {
-        shown(c[1], stream).is_some()
-    });
-    (a_call, b_call, stream)
-}
-
 /// The stamp B's texture shows after running both apps for a while.
 fn stamp_after(
     a: &mut Client,

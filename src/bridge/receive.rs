@@ -148,6 +148,7 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         } => {
             if let Some(call) = find_call(world, agent, &call_id) {
                 upsert_participant(world, call, participant);
+                follow_remote_hold(world, agent, &call_id, call);
             }
         }
         AgentEvent::ParticipantLeft {
@@ -157,6 +158,16 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         } => {
             if let Some(call) = find_call(world, agent, &call_id) {
                 participant_left(world, call, id, reason);
+                follow_remote_hold(world, agent, &call_id, call);
+            }
+        }
+        AgentEvent::HoldChanged { call_id, held } => {
+            if let Some(call) = find_call(world, agent, &call_id) {
+                let state = match held {
+                    true => CallState::LocalHold,
+                    false => remote_hold_state(world, call),
+                };
+                set_state(world, agent, &call_id, state, None);
             }
         }
         AgentEvent::DeviceFailed { kind, error } => {
@@ -259,6 +270,33 @@ fn set_state(
         state,
         reason,
     });
+}
+
+/// `RemoteHold` when the only other participant of the call holds it, else `Connected`.
+fn remote_hold_state(world: &World, call: Entity) -> CallState {
+    let states: Vec<ParticipantState> = world
+        .get::<Participants>(call)
+        .map(|p| p.entities())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|&p| world.get::<RemoteParticipant>(p).map(|rp| rp.state))
+        .filter(|&state| state != ParticipantState::Disconnected)
+        .collect();
+    match states[..] {
+        [ParticipantState::Hold] => CallState::RemoteHold,
+        _ => CallState::Connected,
+    }
+}
+
+/// Moves a connected call in and out of `RemoteHold` as its other participant holds and resumes.
+fn follow_remote_hold(world: &mut World, agent: Entity, call_id: &CallId, call: Entity) {
+    let connected = world
+        .get::<Call>(call)
+        .is_some_and(|c| matches!(c.state, CallState::Connected | CallState::RemoteHold));
+    if connected {
+        let state = remote_hold_state(world, call);
+        set_state(world, agent, call_id, state, None);
+    }
 }
 
 fn find_participant(world: &World, call: Entity, id: &CommunicationIdentifier) -> Option<Entity> {

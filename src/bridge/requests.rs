@@ -9,10 +9,10 @@ use call_protocol::{CallEndReason, CallId, CommunicationIdentifier, MediaType};
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
-    AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Mute,
+    AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Hold, Mute,
     ParticipantOf, RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed,
-    StartCall, StartScreenShare, StartVideo, StopScreenShare, StopVideo, StreamOf, SubscribeVideo,
-    Unmute, UnsubscribeVideo,
+    Resume, StartCall, StartScreenShare, StartVideo, StopScreenShare, StopVideo, StreamOf,
+    SubscribeVideo, Unmute, UnsubscribeVideo,
 };
 
 /// The part of a [`StartCall`] that waits on a new call entity until the call is placed.
@@ -46,6 +46,8 @@ pub(crate) fn add_request_observers(app: &mut App) {
         .add_observer(call_request::<HangUp>)
         .add_observer(call_request::<Mute>)
         .add_observer(call_request::<Unmute>)
+        .add_observer(call_request::<Hold>)
+        .add_observer(call_request::<Resume>)
         .add_observer(call_request::<StartVideo>)
         .add_observer(call_request::<StopVideo>)
         .add_observer(call_request::<StartScreenShare>)
@@ -113,6 +115,7 @@ pub(crate) enum CallRequest {
     Reject,
     HangUp,
     SetMuted(bool),
+    SetHold(bool),
     SetVideo(MediaType, Option<DeviceId>),
 }
 
@@ -149,6 +152,18 @@ impl ForCall for Mute {
 impl ForCall for Unmute {
     fn request(&self) -> (Entity, CallRequest) {
         (self.call, CallRequest::SetMuted(false))
+    }
+}
+
+impl ForCall for Hold {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SetHold(true))
+    }
+}
+
+impl ForCall for Resume {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SetHold(false))
     }
 }
 
@@ -223,6 +238,10 @@ fn call_request<R: ForCall>(
             None,
             None,
         ),
+        // The engine says when the hold took effect (`CallState::LocalHold`).
+        CallRequest::SetHold(held) if !ending => {
+            (AgentCommand::SetHold { call_id: id, held }, None, None)
+        }
         CallRequest::SetMuted(muted) if !ending => (
             AgentCommand::SetMuted { call_id: id, muted },
             None,

@@ -31,10 +31,9 @@ pub enum CallState {
     Ringing,
     /// In the call; media flows.
     Connected,
-    /// This side put the call on hold. Not produced yet: hold and resume are a planned feature.
+    /// This side put the call on hold ([`super::Hold`]): nothing is sent or played.
     LocalHold,
-    /// The other side put the call on hold. Not produced yet: hold and resume are a planned
-    /// feature.
+    /// The other participant of a 1:1 call put it on hold: nothing arrives until it resumes.
     RemoteHold,
     /// Hanging up.
     Disconnecting,

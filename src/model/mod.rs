@@ -147,6 +147,23 @@ pub struct Unmute {
     pub call: Entity,
 }
 
+/// Request: put a connected call on hold. Nothing is sent or played in it; the call becomes
+/// [`CallState::LocalHold`], the others see this participant as [`ParticipantState::Hold`], and
+/// in a 1:1 call the other side's call becomes [`CallState::RemoteHold`].
+#[derive(Event, Clone, Copy, Debug)]
+pub struct Hold {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
+/// Request: resume a call this side put on hold. Audio and video flow again both ways, video
+/// from a fresh keyframe.
+#[derive(Event, Clone, Copy, Debug)]
+pub struct Resume {
+    /// The [`Call`] entity.
+    pub call: Entity,
+}
+
 /// Fact: an agent's connection to the service changed.
 #[derive(Message, Clone, Debug)]
 pub struct AgentConnectionChanged {

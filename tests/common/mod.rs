@@ -375,6 +375,37 @@ pub fn available_camera_stream(
     stream.expect("an available stream")
 }
 
+/// The decoded picture B shows, with the stamp it carries.
+pub fn shown(
+    b: &Client,
+    stream: Entity,
+) -> Option<(Vec<u8>, u32, u32, bevy_calling::pattern::FrameStamp)> {
+    let (rgba, w, h) = view_pixels(b, stream)?;
+    let stamp = bevy_calling::pattern::read_rgba(&rgba, w, h)?;
+    Some((rgba, w, h, stamp))
+}
+
+/// A and B in a call, A sending video from `camera`, B subscribed and showing a decoded picture.
+/// Returns (A's call, B's call, A's stream at B).
+pub fn watching(
+    a: &mut Client,
+    b: &mut Client,
+    camera: bevy_calling::DeviceId,
+) -> (Entity, Entity, Entity) {
+    let (a_call, b_call) = connected_call(a, b);
+    a.trigger(StartVideo {
+        call: a_call,
+        camera,
+    });
+    let alice = a.user.clone();
+    let stream = available_camera_stream(&mut [a, b], 1, b_call, &alice);
+    b.trigger(SubscribeVideo { stream });
+    run_until(&mut [a, b], "a stamped picture in B's texture", |c| {
+        shown(c[1], stream).is_some()
+    });
+    (a_call, b_call, stream)
+}
+
 /// PSNR in dB over the RGB channels of two RGBA pictures of the same size.
 pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
     let (mut sum, mut n) = (0.0f64, 0usize);

@@ -159,6 +159,14 @@ pub enum ClientMessage {
         /// Whether it is sending.
         on: bool,
     },
+    /// Put a connected call on hold (`held`) or resume it. While held, the service forwards
+    /// nothing to or from this participant; the others see it as [`ParticipantState::Hold`].
+    SetHold {
+        /// Which call.
+        call_id: CallId,
+        /// Hold (`true`) or resume.
+        held: bool,
+    },
     /// Receive a participant's video stream (the service forwards it only while subscribed).
     Subscribe {
         /// Which call.

@@ -33,19 +33,52 @@ pub struct Router {
 
 impl Router {
     /// Sets the sessions whose media is exchanged in a call; an empty list removes the call.
-    pub fn set_route(&mut self, call_id: CallId, members: Vec<SessionId>) {
-        if let Some(old) = self.calls.remove(&call_id) {
-            for s in old {
-                self.call_of.remove(&s);
-            }
+    /// Returns the sessions that were not in the route before (joined, or resumed from hold).
+    pub fn set_route(&mut self, call_id: CallId, members: Vec<SessionId>) -> Vec<SessionId> {
+        let old = self.calls.remove(&call_id).unwrap_or_default();
+        for s in &old {
+            self.call_of.remove(s);
         }
         if members.is_empty() {
-            return;
+            return Vec::new();
         }
         for &s in &members {
             self.call_of.insert(s, call_id.clone());
         }
+        let added = members
+            .iter()
+            .filter(|s| !old.contains(s))
+            .copied()
+            .collect();
         self.calls.insert(call_id, members);
+        added
+    }
+
+    /// The video streams that flow to or from `session` now: the ones its slots subscribe to,
+    /// and its own streams that somebody receives.
+    pub fn video_streams_of(&self, session: SessionId) -> Vec<VideoSource> {
+        let mut streams: Vec<VideoSource> = self
+            .video
+            .get(&session)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect();
+        for media_type in [MediaType::Video, MediaType::ScreenSharing] {
+            if !self.video_legs((session, media_type)).is_empty() {
+                streams.push((session, media_type));
+            }
+        }
+        streams.retain(|&(from, _)| self.same_call(from, session));
+        streams
+    }
+
+    /// Whether both sessions are in the media route of one call (a held member is in none).
+    fn same_call(&self, a: SessionId, b: SessionId) -> bool {
+        self.call_of
+            .get(&a)
+            .is_some_and(|call| self.call_of.get(&b) == Some(call))
     }
 
     /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
@@ -78,10 +111,12 @@ impl Router {
             .retain(|_, slots| slots.iter().any(Option::is_some));
     }
 
-    /// The legs a video packet of stream `from` goes out on: every slot subscribed to it.
+    /// The legs a video packet of stream `from` goes out on: every slot subscribed to it whose
+    /// session is in the publisher's media route (so nothing flows to or from a held member).
     pub fn video_legs(&self, from: VideoSource) -> Vec<Leg> {
         self.video
             .iter()
+            .filter(|&(&to, _)| self.same_call(from.0, to))
             .flat_map(|(&to, slots)| {
                 slots
                     .iter()
@@ -198,6 +233,7 @@ mod tests {
     #[test]
     fn video_goes_to_subscribed_slots_only() {
         let mut r = Router::default();
+        r.set_route(CallId("c".into()), vec![1, 2, 4]);
         let camera = (1, MediaType::Video);
         let screen = (1, MediaType::ScreenSharing);
         assert!(r.video_legs(camera).is_empty());
@@ -236,6 +272,27 @@ mod tests {
         assert_eq!(r.video.len(), 1);
         // Audio follows the call's route, which signaling updates on its own.
         assert_eq!(r.audio_legs(1).len(), 2);
+    }
+
+    #[test]
+    fn a_session_out_of_the_route_neither_sends_nor_receives_video() {
+        let mut r = Router::default();
+        let call = || CallId("c".into());
+        assert_eq!(r.set_route(call(), vec![1, 2, 3]), vec![1, 2, 3]);
+        r.set_video(2, 0, Some((1, MediaType::Video)));
+        r.set_video(1, 0, Some((2, MediaType::Video)));
+        r.set_video(3, 0, Some((1, MediaType::Video)));
+        // Session 1 holds: the others keep their route, 1 leaves it.
+        assert!(r.set_route(call(), vec![2, 3]).is_empty());
+        assert!(r.video_legs((1, MediaType::Video)).is_empty());
+        assert!(r.video_legs((2, MediaType::Video)).is_empty());
+        assert!(r.video_streams_of(1).is_empty());
+        // It resumes: it is new to the route, and its streams flow again both ways.
+        assert_eq!(r.set_route(call(), vec![1, 2, 3]), vec![1]);
+        assert_eq!(r.video_legs((1, MediaType::Video)).len(), 2);
+        let mut streams = r.video_streams_of(1);
+        streams.sort_by_key(|s| s.0);
+        assert_eq!(streams, vec![(1, MediaType::Video), (2, MediaType::Video)]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! buffers allocated up front, so a pull never allocates and never waits on the network side.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,8 @@ pub struct Playout {
     inbound: Vec<Mutex<rtrb::Producer<Received>>>,
     /// The speaker side. Only a pull takes this lock, and only with `try_lock`.
     mixer: Mutex<Mixer>,
+    /// On hold: the mixer keeps its streams in step but plays silence.
+    held: AtomicBool,
 }
 
 impl Playout {
@@ -109,7 +112,13 @@ impl Playout {
                 slots,
                 frame: vec![0.0; FRAME_SAMPLES],
             }),
+            held: AtomicBool::new(false),
         })
+    }
+
+    /// Plays silence while `held` (the call is on hold), whatever still arrives.
+    pub fn set_held(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
     }
 
     /// Adds a received Opus packet to a slot. When the slot's ring is full (nobody pulls: the
@@ -159,6 +168,9 @@ impl PlayoutSource for Playout {
                     *o += s;
                 }
             }
+        }
+        if self.held.load(Ordering::Relaxed) {
+            out.fill(0.0);
         }
         for o in out.iter_mut() {
             *o = o.clamp(-1.0, 1.0);

@@ -37,12 +37,42 @@ impl Session {
         });
     }
 
+    /// Holds or resumes a connected call: the service stops forwarding to and from it, and
+    /// here its camera and screen share stop, nothing is sent and nothing is played. A call not
+    /// connected yet is left to the service to refuse.
+    pub(super) async fn set_hold(&mut self, call_id: CallId, held: bool) {
+        self.link.send(ClientMessage::SetHold {
+            call_id: call_id.clone(),
+            held,
+        });
+        let Some(call) = self.calls.get_mut(&call_id).filter(|c| c.announced) else {
+            return;
+        };
+        if call.held == held {
+            return;
+        }
+        call.held = held;
+        self.playout.set_held(self.all_held());
+        self.update_sources().await;
+        self.emit(AgentEvent::HoldChanged { call_id, held });
+    }
+
+    /// Whether every connected call is on hold (and there is one).
+    fn all_held(&self) -> bool {
+        let mut connected = self.calls.values().filter(|c| c.announced).peekable();
+        connected.peek().is_some() && connected.all(|c| c.held)
+    }
+
     /// Points each video sender at the source some call wants (one camera and one screen share
     /// are sent at a time), opening it if it changed. A source that fails to open is reported and
     /// that stream goes off in its calls, so no state claims video that is not sent.
     pub(super) async fn update_sources(&mut self) {
         for i in 0..self.senders.len() {
-            let wanted = self.calls.values().find_map(|c| c.video[i].clone());
+            let wanted = self
+                .calls
+                .values()
+                .filter(|c| !c.held)
+                .find_map(|c| c.video[i].clone());
             if wanted == self.sources[i] {
                 continue;
             }
@@ -117,8 +147,12 @@ impl Session {
         }
     }
 
-    /// Encodes and sends one microphone frame, or silence while every connected call is muted.
+    /// Encodes and sends one microphone frame, or silence while every connected call is muted;
+    /// nothing while every one is on hold.
     pub(super) async fn send_frame(&mut self, samples: &[f32]) {
+        if self.all_held() {
+            return;
+        }
         let muted = self.calls.values().filter(|c| c.announced).all(|c| c.muted);
         let samples = if muted { &self.silence[..] } else { samples };
         let level = audio_level(samples);

@@ -83,6 +83,14 @@ pub enum AgentCommand {
         /// The source, or none.
         source: Option<DeviceId>,
     },
+    /// Put a connected call on hold (`held`) or resume it. While held nothing is sent or
+    /// played in it.
+    SetHold {
+        /// Which call.
+        call_id: CallId,
+        /// Hold or resume.
+        held: bool,
+    },
     /// Receive a participant's video stream.
     Subscribe {
         /// Which call.
@@ -189,6 +197,13 @@ pub enum AgentEvent {
         id: CommunicationIdentifier,
         /// Why.
         reason: CallEndReason,
+    },
+    /// This agent put a call on hold or resumed it.
+    HoldChanged {
+        /// The call.
+        call_id: CallId,
+        /// Whether it is held now.
+        held: bool,
     },
     /// A device could not be opened; calls go on without it.
     DeviceFailed {

@@ -107,6 +107,8 @@ pub(super) struct CallEntry {
     /// `CallConnected` went out to the app.
     pub(super) announced: bool,
     pub(super) muted: bool,
+    /// On hold here: nothing is sent or played in it.
+    pub(super) held: bool,
     /// Where this call's camera and screen share come from, while on (by [`crate::connection::video_index`]).
     pub(super) video: [Option<DeviceId>; 2],
 }
@@ -341,6 +343,10 @@ impl Session {
             AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
             AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
             AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
+            AgentCommand::SetHold { call_id, held } => {
+                self.set_hold(call_id, held).await;
+                return;
+            }
             AgentCommand::SetMuted { call_id, muted } => {
                 if let Some(call) = self.calls.get_mut(&call_id) {
                     call.muted = muted;

@@ -208,7 +208,13 @@ impl Sfu {
     fn apply_routes(&mut self) {
         let updates = self.routes.take();
         for (call_id, members) in updates.calls {
-            self.forwarder.router_mut().set_route(call_id, members);
+            // One who joins or resumes from hold can only start decoding at keyframes, and the
+            // others' decoders of its streams too.
+            for session in self.forwarder.router_mut().set_route(call_id, members) {
+                for stream in self.forwarder.router().video_streams_of(session) {
+                    self.request_keyframe(stream);
+                }
+            }
         }
         for ((to, slot), from) in updates.video {
             self.forwarder.router_mut().set_video(to, slot, from);

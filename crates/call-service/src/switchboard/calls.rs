@@ -140,6 +140,44 @@ impl Switchboard {
         Ok(out)
     }
 
+    /// Holds or resumes a connected member. A held member leaves the call's media route (it
+    /// neither sends nor receives) and the others see it as [`ParticipantState::Hold`].
+    pub(super) fn set_hold(
+        &mut self,
+        session: SessionId,
+        call_id: &CallId,
+        held: bool,
+    ) -> Result<Vec<Outbound>, Refusal> {
+        let call = self.call_of(call_id, session)?;
+        let state = call
+            .members
+            .iter()
+            .find(|m| m.session == session)
+            .map(|m| m.info.state);
+        // The caller is `Connected` from the start: the call must be answered too.
+        let state = state.filter(|_| call.connected);
+        let next = match state {
+            Some(ParticipantState::Connected | ParticipantState::Hold) if held => {
+                ParticipantState::Hold
+            }
+            Some(ParticipantState::Connected | ParticipantState::Hold) => {
+                ParticipantState::Connected
+            }
+            _ => {
+                return Err(Refusal::new(
+                    ErrorCode::BadRequest,
+                    format!("call `{call_id}` is not connected here"),
+                ));
+            }
+        };
+        if state == Some(next) {
+            return Ok(Vec::new());
+        }
+        let mut out = self.update_member(call_id, session, |info| info.state = next);
+        out.extend(self.calls.get(call_id).map(|call| call.route(call_id)));
+        Ok(out)
+    }
+
     pub(super) fn update_member(
         &mut self,
         call_id: &CallId,

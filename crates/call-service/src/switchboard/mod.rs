@@ -264,6 +264,7 @@ impl Switchboard {
                     }
                 }))
             }
+            ClientMessage::SetHold { call_id, held } => self.set_hold(session, &call_id, held),
             ClientMessage::Subscribe {
                 call_id,
                 participant,

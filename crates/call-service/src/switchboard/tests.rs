@@ -279,3 +279,78 @@ fn subscribing_needs_a_connected_other_participant() {
         ErrorCode::BadRequest
     );
 }
+
+fn hold(sb: &mut Switchboard, session: SessionId, held: bool) -> Result<Vec<Outbound>, Refusal> {
+    sb.handle(
+        session,
+        ClientMessage::SetHold {
+            call_id: call(),
+            held,
+        },
+    )
+}
+
+fn routed(out: &[Outbound]) -> Option<&Vec<SessionId>> {
+    out.iter().find_map(|o| match o {
+        Outbound::Route { members, .. } => Some(members),
+        _ => None,
+    })
+}
+
+#[test]
+fn hold_takes_a_member_out_of_the_media_route_until_resumed() {
+    let mut sb = board();
+    start(&mut sb, "bob");
+    // Not connected yet: nothing to hold.
+    assert_eq!(
+        hold(&mut sb, A, true).unwrap_err().code,
+        ErrorCode::BadRequest
+    );
+    sb.handle(B, ClientMessage::AcceptCall { call_id: call() })
+        .unwrap();
+    let out = hold(&mut sb, A, true).unwrap();
+    assert!(matches!(
+        sent_to(&out, B)[0],
+        ServerMessage::ParticipantUpdated { participant, .. }
+            if participant.state == ParticipantState::Hold
+    ));
+    assert_eq!(routed(&out), Some(&Vec::new()));
+    assert!(hold(&mut sb, A, true).unwrap().is_empty());
+    // Subscribing to a held participant is allowed: the video flows once it resumes.
+    subscribe(&mut sb, B, "alice").unwrap();
+    let out = hold(&mut sb, A, false).unwrap();
+    assert!(matches!(
+        sent_to(&out, B)[0],
+        ServerMessage::ParticipantUpdated { participant, .. }
+            if participant.state == ParticipantState::Connected
+    ));
+    assert_eq!(routed(&out), Some(&vec![A, B]));
+}
+
+#[test]
+fn a_held_member_of_three_leaves_the_other_two_talking() {
+    const C: SessionId = 3;
+    let mut sb = board();
+    sb.sign_in(C, user("carol"), "Carol".into());
+    sb.handle(
+        A,
+        ClientMessage::StartCall {
+            call_id: call(),
+            targets: vec![user("bob"), user("carol")],
+        },
+    )
+    .unwrap();
+    for s in [B, C] {
+        sb.handle(s, ClientMessage::AcceptCall { call_id: call() })
+            .unwrap();
+    }
+    let out = hold(&mut sb, C, true).unwrap();
+    assert_eq!(routed(&out), Some(&vec![A, B]));
+    assert_eq!(sent_to(&out, A).len(), 1);
+    assert_eq!(sent_to(&out, B).len(), 1);
+    // Leaving while held still ends the call properly for the others.
+    let out = sb
+        .handle(C, ClientMessage::HangUp { call_id: call() })
+        .unwrap();
+    assert_eq!(routed(&out), Some(&vec![A, B]));
+}

@@ -22,7 +22,10 @@ impl Switchboard {
             .find(|m| {
                 &m.info.id == participant
                     && m.session != session
-                    && m.info.state == ParticipantState::Connected
+                    && matches!(
+                        m.info.state,
+                        ParticipantState::Connected | ParticipantState::Hold
+                    )
             })
             .map(|m| m.session)
             .ok_or_else(|| {
