@@ -64,11 +64,7 @@ fn one_to_one_hold_stops_media_both_ways_and_resume_restores_it() {
     // Packets already in flight drain; then nothing reaches either side.
     run_for(&mut [&mut a, &mut b], Duration::from_millis(300));
     let (to_a, to_b) = (bytes_to(&service, &alice), bytes_to(&service, &bob));
-    let frames_before = b
-        .app
-        .world()
-        .get::<VideoView>(stream)
-        .map(|_| shown(&b, stream));
+    let frozen = shown(&b, stream).map(|p| p.3.counter);
     let heard = b.speaker.len();
     run_for(&mut [&mut a, &mut b], Duration::from_secs(1));
     assert_eq!(
@@ -84,11 +80,7 @@ fn one_to_one_hold_stops_media_both_ways_and_resume_restores_it() {
     let quiet = energy(&b.speaker.samples_from(heard));
     assert!(quiet < 1e-6, "B heard {quiet} while A held");
     let held_stamp = shown(&b, stream).map(|p| p.3.counter);
-    assert_eq!(
-        frames_before.flatten().map(|p| p.3.counter),
-        held_stamp,
-        "B's picture moved while A held"
-    );
+    assert_eq!(frozen, held_stamp, "B's picture moved while A held");
 
     a.trigger(Resume { call: a_call });
     run_until(&mut [&mut a, &mut b], "both calls connected again", |c| {
