@@ -16,6 +16,7 @@
 //! No Bevy here: the client plugin depends on this crate, never the other way.
 #![warn(missing_docs)]
 
+pub mod echo;
 pub mod forward;
 pub mod router;
 mod service;

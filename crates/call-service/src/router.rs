@@ -174,6 +174,8 @@ pub struct RouteUpdates {
     pub calls: HashMap<CallId, Vec<SessionId>>,
     /// Each changed video receive slot's source.
     pub video: HashMap<(SessionId, usize), Option<VideoSource>>,
+    /// Echo bots started (`true`) or dropped.
+    pub bots: HashMap<SessionId, bool>,
 }
 
 impl PendingRoutes {
@@ -186,6 +188,12 @@ impl PendingRoutes {
     /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing).
     pub fn set_video(&self, to: SessionId, slot: usize, from: Option<VideoSource>) {
         self.lock().video.insert((to, slot), from);
+        self.wake.notify_one();
+    }
+
+    /// The echo bot `session` now exists (`present`) or is gone.
+    pub fn set_bot(&self, session: SessionId, present: bool) {
+        self.lock().bots.insert(session, present);
         self.wake.notify_one();
     }
 

@@ -117,6 +117,7 @@ impl Shared {
                 }
                 Outbound::Route { call_id, members } => self.routes.set_route(call_id, members),
                 Outbound::VideoRoute { to, slot, from } => self.routes.set_video(to, slot, from),
+                Outbound::Bot { session, present } => self.routes.set_bot(session, present),
             }
         }
         result

@@ -7,6 +7,7 @@
 //! each received packet goes out as the copies the [`Forwarder`] decides, plain data that names
 //! each leg's receiver, slot, sequence number and timestamp.
 
+mod bots;
 mod bridge;
 
 pub use bridge::{MEDIA_COMMANDS, MEDIA_FACTS, MediaCommand, MediaFact, PeerTraffic, Traffic};
@@ -16,9 +17,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
+use str0m::format::PayloadParams;
 use str0m::media::KeyframeRequestKind;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -27,6 +30,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::echo::EchoBot;
 use crate::forward::{Forwarder, Kind, Source};
 use crate::router::{PendingRoutes, VideoSource};
 use crate::switchboard::SessionId;
@@ -91,6 +95,10 @@ pub struct Sfu {
     /// The peer whose `Rtc` is being driven, so a str0m panic drops that peer alone.
     current: Option<SessionId>,
     traffic: Traffic,
+    /// The echo bots, which have no peer ([`bots`]).
+    bots: HashMap<SessionId, EchoBot>,
+    /// The bots' spoken prompt, encoded once.
+    prompt: Arc<[Bytes]>,
 }
 
 impl Sfu {
@@ -118,6 +126,11 @@ impl Sfu {
                 .generate_certificate(),
             current: None,
             traffic,
+            bots: HashMap::new(),
+            prompt: crate::echo::encode_prompt().unwrap_or_else(|e| {
+                tracing::error!("the echo bot's prompt did not encode ({e}); bots start silent");
+                Arc::from([])
+            }),
         }
     }
 
@@ -148,6 +161,7 @@ impl Sfu {
         let routes = self.routes.clone();
         loop {
             let deadline = self.guarded(Self::drive_all).unwrap_or_else(Instant::now);
+            let deadline = self.bots_wake().map_or(deadline, |wake| wake.min(deadline));
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => {
@@ -168,6 +182,7 @@ impl Sfu {
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
+            self.guarded(Self::tick_bots);
         }
         tracing::info!("media loop stopped");
     }
@@ -207,6 +222,9 @@ impl Sfu {
     /// Applies the route changes signaling made since the last call.
     fn apply_routes(&mut self) {
         let updates = self.routes.take();
+        for (session, present) in updates.bots {
+            self.set_bot(session, present);
+        }
         for (call_id, members) in updates.calls {
             // One who joins or resumes from hold can only start decoding at keyframes, and the
             // others' decoders of its streams too.
@@ -330,6 +348,7 @@ impl Sfu {
     /// routes (to it, and from it to others) and its traffic counters.
     fn forget(&mut self, session: SessionId) {
         self.peers.remove(&session);
+        self.bots.remove(&session);
         self.by_addr.retain(|_, s| *s != session);
         self.forwarder.forget(session);
         self.traffic.forget(session);
@@ -457,6 +476,13 @@ impl Sfu {
 
     /// Asks a publisher for a keyframe of one stream, at most once per [`KEYFRAME_REQUEST_GAP`].
     fn request_keyframe(&mut self, (from, media_type): VideoSource) {
+        // A bot's video is its caller's camera: ask the caller.
+        if self.bots.contains_key(&from) {
+            if let Some(source) = self.forwarder.router().video_source(from, 0) {
+                self.request_keyframe(source);
+            }
+            return;
+        }
         let now = Instant::now();
         self.current = Some(from);
         let Some(peer) = self.peers.get_mut(&from) else {
@@ -481,7 +507,6 @@ impl Sfu {
 
     /// Sends a packet received from `from` out on every leg the forwarder names for it.
     fn forward(&mut self, from: SessionId, source: Source, packet: &RtpPacket) {
-        let now = Instant::now();
         // Payload types are per peer: map the publisher's onto each receiver's by codec.
         let Some(params) = self.peers.get(&from).and_then(|p| {
             p.rtc
@@ -491,15 +516,36 @@ impl Sfu {
         }) else {
             return;
         };
-        let copies = self
-            .forwarder
-            .forward(from, source, *packet.seq_no, packet.header.timestamp);
-        let ext = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            ..Default::default()
+        let media = Media {
+            params,
+            seq: *packet.seq_no,
+            ts: packet.header.timestamp,
+            marker: packet.header.marker,
+            ext: ExtensionValues {
+                audio_level: packet.header.ext_vals.audio_level,
+                voice_activity: packet.header.ext_vals.voice_activity,
+                ..Default::default()
+            },
+            payload: &packet.payload,
+            at: packet.timestamp,
         };
+        self.send_copies(from, source, &media);
+    }
+
+    /// Writes a packet of `from` on every leg the forwarder names for it. Copies for an echo bot
+    /// go to the bot: audio is recorded, video comes straight back as the bot's own stream.
+    fn send_copies(&mut self, from: SessionId, source: Source, media: &Media) {
+        let now = Instant::now();
+        let copies = self.forwarder.forward(from, source, media.seq, media.ts);
+        let mut echoes = Vec::new();
         for out in copies {
+            if let Some(bot) = self.bots.get_mut(&out.to) {
+                match out.kind {
+                    Kind::Audio => bot.hear(Bytes::copy_from_slice(media.payload), now),
+                    Kind::Video => echoes.push(out),
+                }
+                continue;
+            }
             self.current = Some(out.to);
             let Some(peer) = self.peers.get_mut(&out.to) else {
                 continue;
@@ -510,22 +556,25 @@ impl Sfu {
             };
             let (Some(&mid), Some(pt)) = (
                 lane.recv.get(out.slot),
-                peer.rtc.codec_config().match_params(params).map(|p| p.pt()),
+                peer.rtc
+                    .codec_config()
+                    .match_params(media.params)
+                    .map(|p| p.pt()),
             ) else {
                 continue;
             };
-            self.traffic.add(out.to, out.kind, packet.payload.len());
+            self.traffic.add(out.to, out.kind, media.payload.len());
             if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                 tx.write_rtp(
                     RtpWrite::new(
                         pt,
                         SeqNo::from(out.seq),
                         out.ts,
-                        packet.timestamp,
-                        packet.payload.clone(),
+                        media.at,
+                        media.payload.to_vec(),
                     )
-                    .marker(packet.header.marker)
-                    .ext_vals(ext.clone())
+                    .marker(media.marker)
+                    .ext_vals(media.ext.clone())
                     .nackable(out.kind == Kind::Video),
                 );
             }
@@ -533,7 +582,29 @@ impl Sfu {
             let _ = peer.rtc.handle_input(Input::Timeout(now));
             self.drive(out.to);
         }
+        for out in echoes {
+            let echo = Media {
+                seq: out.seq,
+                ts: out.ts,
+                ..media.clone()
+            };
+            self.send_copies(out.to, Source::Video(MediaType::Video), &echo);
+        }
     }
+}
+
+/// A packet on its way out, whoever sent it: a peer, or an echo bot.
+#[derive(Clone)]
+struct Media<'a> {
+    /// The codec, as the sender's payload type means it.
+    params: PayloadParams,
+    seq: u64,
+    ts: u32,
+    marker: bool,
+    ext: ExtensionValues,
+    payload: &'a [u8],
+    /// When it was received (or made).
+    at: Instant,
 }
 
 /// The mid a received packet belongs to. str0m maps webrtc-rs audio by its `a=ssrc` lines, so

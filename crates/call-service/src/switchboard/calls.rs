@@ -32,6 +32,11 @@ impl Switchboard {
         let mut out = Vec::new();
         let mut unreachable = Vec::new();
         for target in targets {
+            if target == CommunicationIdentifier::EchoBot {
+                let bot = self.new_bot();
+                call.members.push(bot);
+                continue;
+            }
             match self.by_user.get(&target) {
                 Some(&callee) if target != caller_user && call.member_mut(callee).is_none() => {
                     call.members.push(Member {
@@ -91,7 +96,8 @@ impl Switchboard {
                 s.calls.insert(call_id.clone());
             }
         }
-        self.calls.insert(call_id, call);
+        self.calls.insert(call_id.clone(), call);
+        out.extend(self.answer_bots(&call_id));
         Ok(out)
     }
 
@@ -253,6 +259,7 @@ impl Switchboard {
         }
         if call.members.len() >= 2 {
             out.push(call.route(call_id));
+            out.extend(self.retire_bots(&[session]));
             return out;
         }
         let call = self
@@ -275,6 +282,8 @@ impl Switchboard {
             call_id: call_id.clone(),
             members: Vec::new(),
         });
+        let sessions: Vec<SessionId> = call.members.iter().map(|m| m.session).collect();
+        out.extend(self.retire_bots(&[&sessions[..], &[session]].concat()));
         out
     }
 }

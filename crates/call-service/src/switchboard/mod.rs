@@ -8,6 +8,7 @@
 //! answers and leaves calls, `video.rs` keeps each subscriber's video receive slots, and
 //! `tests.rs` holds the unit tests.
 
+mod bots;
 mod calls;
 #[cfg(test)]
 mod tests;
@@ -20,8 +21,17 @@ use call_protocol::{
     ParticipantInfo, ParticipantState, ServerMessage, StreamInfo, VIDEO_SLOTS,
 };
 
-/// One signed-in WebSocket connection.
+/// One signed-in WebSocket connection, or an echo bot.
 pub type SessionId = u64;
+
+/// Sessions from here up are echo bots the switchboard makes, one per call to `8:echo123`;
+/// they have no connection, and the SFU plays their part ([`crate::echo`]).
+pub const BOT_SESSIONS: SessionId = 1 << 62;
+
+/// Whether a session is an echo bot.
+pub fn is_bot(session: SessionId) -> bool {
+    session >= BOT_SESSIONS
+}
 
 /// An effect of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +44,13 @@ pub enum Outbound {
         call_id: CallId,
         /// The sessions whose media is exchanged.
         members: Vec<SessionId>,
+    },
+    /// An echo bot session now exists (`present`) or is gone: the SFU starts or drops it.
+    Bot {
+        /// The bot's session.
+        session: SessionId,
+        /// Whether it exists.
+        present: bool,
     },
     /// Receive slot `slot` of session `to` now carries a publisher's stream (`None`: nothing).
     VideoRoute {
@@ -148,6 +165,8 @@ pub struct Switchboard {
     by_user: HashMap<CommunicationIdentifier, SessionId>,
     calls: HashMap<CallId, CallRecord>,
     video: HashMap<SessionId, [Option<VideoRoute>; VIDEO_SLOTS]>,
+    /// Echo bots made so far.
+    bots_made: SessionId,
 }
 
 impl Switchboard {

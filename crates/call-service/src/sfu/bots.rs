@@ -1,0 +1,75 @@
+//! The SFU's part of the echo bots ([`crate::echo`]): a bot is a session with no peer. Its
+//! receive legs end in the bot (audio recorded, video echoed at once in
+//! [`Sfu::send_copies`]), and the audio it plays leaves through the same forwarder as anyone's.
+
+use std::time::Instant;
+
+use str0m::format::Codec;
+use str0m::rtp::ExtensionValues;
+
+use super::{Media, Sfu};
+use crate::echo::EchoBot;
+use crate::forward::Source;
+use crate::switchboard::SessionId;
+
+impl Sfu {
+    /// Starts (`present`) or drops an echo bot.
+    pub(super) fn set_bot(&mut self, session: SessionId, present: bool) {
+        if present {
+            let bot = EchoBot::new(self.prompt.clone(), Instant::now());
+            self.bots.insert(session, bot);
+            // It receives the caller's audio and camera, one slot each.
+            self.forwarder.open(session, 1, 1);
+        } else {
+            self.forget(session);
+        }
+    }
+
+    /// When the next bot has audio to send.
+    pub(super) fn bots_wake(&self) -> Option<Instant> {
+        self.bots.values().filter_map(EchoBot::next_wake).min()
+    }
+
+    /// Sends the audio every bot owes by now.
+    pub(super) fn tick_bots(&mut self) {
+        let now = Instant::now();
+        let sessions: Vec<SessionId> = self.bots.keys().copied().collect();
+        for session in sessions {
+            let Some(bot) = self.bots.get_mut(&session) else {
+                continue;
+            };
+            let due = bot.due(now);
+            if due.is_empty() {
+                continue;
+            }
+            // The bot speaks Opus as its caller's peer numbers it.
+            let Some(params) = self
+                .forwarder
+                .router()
+                .audio_legs(session)
+                .first()
+                .and_then(|leg| self.peers.get(&leg.to))
+                .and_then(|peer| {
+                    peer.rtc
+                        .codec_config()
+                        .find(|c| c.spec().codec == Codec::Opus)
+                        .copied()
+                })
+            else {
+                continue;
+            };
+            for packet in due {
+                let media = Media {
+                    params,
+                    seq: packet.seq,
+                    ts: packet.ts,
+                    marker: false,
+                    ext: ExtensionValues::default(),
+                    payload: &packet.payload,
+                    at: now,
+                };
+                self.send_copies(session, Source::Audio, &media);
+            }
+        }
+    }
+}
