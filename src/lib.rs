@@ -39,7 +39,8 @@ use bevy::prelude::*;
 /// The plugin's system sets, to order your systems against.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallSystems {
-    /// `PreUpdate`: engine facts are applied to the ECS and fact messages written.
+    /// `PreUpdate`: engine facts are applied to the ECS and fact messages written; device
+    /// entities follow the device list; level meters update.
     Receive,
     /// `PostUpdate`: new decoded video frames are copied into their images.
     UploadVideo,
@@ -82,10 +83,21 @@ impl Plugin for CallingPlugin {
             .add_message::<ParticipantLeft>()
             .add_message::<DeviceFailed>()
             .add_message::<RequestFailed>()
+            .add_message::<DeviceAdded>()
+            .add_message::<DeviceRemoved>()
+            .add_message::<DeviceSwitched>()
             .add_observer(bridge::start_agent)
+            .add_observer(bridge::select_device)
+            .add_observer(bridge::start_meter)
+            .add_observer(bridge::stop_meter)
             .add_observer(bridge::forget_call)
             .add_observer(bridge::forget_agent)
-            .add_systems(PreUpdate, bridge::receive.in_set(CallSystems::Receive))
+            .add_systems(
+                PreUpdate,
+                (bridge::receive, bridge::sync_devices, bridge::update_levels)
+                    .chain()
+                    .in_set(CallSystems::Receive),
+            )
             .add_systems(
                 PostUpdate,
                 video::upload_frames.in_set(CallSystems::UploadVideo),
@@ -110,11 +122,12 @@ pub mod prelude {
     pub use crate::{
         AcceptCall, AgentCalls, AgentConfig, AgentConnection, AgentConnectionChanged, AgentError,
         Call, CallAgent, CallDirection, CallEndReason, CallOf, CallState, CallStateChanged,
-        CallSystems, CallingPlugin, CommunicationIdentifier, DeviceFailed, DeviceId, DeviceKind,
-        Devices, HangUp, Hold, IncomingCall, LocalScreenShare, LocalVideoStream, MediaType, Mute,
+        CallSystems, CallingPlugin, CommunicationIdentifier, Device, DeviceAdded, DeviceFailed,
+        DeviceId, DeviceKind, DeviceRemoved, DeviceSwitchReason, DeviceSwitched, Devices, HangUp,
+        Hold, IncomingCall, LevelMeter, LocalScreenShare, LocalVideoStream, MediaType, Mute,
         ParticipantLeft, ParticipantOf, ParticipantState, ParticipantUpdated, Participants,
         RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, Resume,
-        StartCall, StartCallExt, StartScreenShare, StartVideo, StopScreenShare, StopVideo,
-        StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo, VideoView,
+        SelectDevice, StartCall, StartCallExt, StartScreenShare, StartVideo, StopScreenShare,
+        StopVideo, StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo, VideoView,
     };
 }

@@ -2,70 +2,14 @@
 //! with a null sink. ALSA's default device routes to it, so cpal's speaker plays into the sink and
 //! cpal's microphone records the sink's monitor: a tone played out comes back in.
 
-use std::process::{Child, Command};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use call_media::device::{DeviceKind, DeviceManager, FRAME_SAMPLES, PlayoutSource};
 
 const SINK: &str = "bevy_calling_test";
-
-/// A PulseAudio daemon of this test's own, stopped when dropped.
-struct Pulse {
-    daemon: Child,
-    _runtime_dir: std::path::PathBuf,
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
-fn start_pulse() -> Pulse {
-    let runtime_dir =
-        std::env::temp_dir().join(format!("bevy_calling_pulse_{}", std::process::id()));
-    std::fs::create_dir_all(&runtime_dir).unwrap();
-    // SAFETY: this test binary has one test and sets these before any thread that reads the
-    // environment (cpal, PulseAudio's client library) exists.
-    unsafe {
-        std::env::set_var("XDG_RUNTIME_DIR", &runtime_dir);
-        std::env::set_var("PULSE_SINK", SINK);
-        std::env::set_var("PULSE_SOURCE", format!("{SINK}.monitor"));
-    }
-    let daemon = Command::new("pulseaudio")
-        .args([
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--log-target=stderr",
-        ])
-        .args(["-L", "module-native-protocol-unix"])
-        .args([
-            "-L",
-            &format!("module-null-sink sink_name={SINK} rate=48000"),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("pulseaudio is installed (./dev.sh test installs it)");
-    let start = Instant::now();
-    while !Command::new("pactl")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "pulseaudio did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Pulse {
-        daemon,
-        _runtime_dir: runtime_dir,
-    }
-}
 
 /// A 1 kHz tone at 0.5 amplitude.
 struct Tone(std::sync::Mutex<u64>);
@@ -82,24 +26,11 @@ impl PlayoutSource for Tone {
 
 #[test]
 fn cpal_speaker_output_comes_back_through_the_cpal_microphone() {
-    let _pulse = start_pulse();
+    let monitor = format!("{SINK}.monitor");
+    let _pulse = common::pulse::start(&[SINK], SINK, &monitor);
     let devices = DeviceManager::new();
-    let pick = |kind| {
-        let listed = devices.list(kind);
-        listed
-            .iter()
-            .find(|d| !d.is_synthetic && d.id.0.contains("default"))
-            .or_else(|| {
-                listed
-                    .iter()
-                    .find(|d| !d.is_synthetic && d.id.0.contains("pulse"))
-            })
-            .unwrap_or_else(|| panic!("no cpal {kind:?} routed to PulseAudio in {listed:?}"))
-            .id
-            .clone()
-    };
-    let speaker_id = pick(DeviceKind::Speaker);
-    let mic_id = pick(DeviceKind::Microphone);
+    let speaker_id = common::pulse::routed_device(&devices, DeviceKind::Speaker);
+    let mic_id = common::pulse::routed_device(&devices, DeviceKind::Microphone);
 
     let _speaker = devices
         .open_speaker(&speaker_id, Arc::new(Tone(Default::default())))

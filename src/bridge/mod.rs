@@ -3,9 +3,11 @@
 //! drains each engine's facts into the ECS once per frame ([`receive`]). Indexes from engine ids
 //! to entities follow the entities: observers clean them when calls and agents go.
 
+mod devices;
 mod receive;
 mod requests;
 
+pub(crate) use devices::{select_device, start_meter, stop_meter, sync_devices, update_levels};
 pub(crate) use receive::receive;
 pub(crate) use requests::{add_request_observers, outgoing_call};
 
@@ -70,7 +72,9 @@ pub(crate) fn start_agent(
     match runtime.get() {
         Ok(runtime) => {
             let link = Agent::spawn(agent.config.clone(), devices.0.clone(), runtime);
-            commands.entity(added.entity).insert(AgentLink(link));
+            commands
+                .entity(added.entity)
+                .insert((AgentLink(link), crate::model::LevelMeter::default()));
         }
         Err(e) => {
             let connection = AgentConnection::Disconnected(AgentError::Media(format!(

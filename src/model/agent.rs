@@ -1,6 +1,7 @@
 //! The signed-in user.
 
 use bevy::prelude::*;
+use call_media::device::{DeviceId, DeviceKind};
 use call_media::{AgentConfig, AgentConnection};
 use call_protocol::CommunicationIdentifier;
 
@@ -19,6 +20,9 @@ pub struct CallAgent {
     pub connection: AgentConnection,
     #[reflect(ignore)]
     pub(crate) config: AgentConfig,
+    /// The camera a camera switch last chose.
+    #[reflect(ignore)]
+    pub(crate) camera: Option<DeviceId>,
 }
 
 impl CallAgent {
@@ -28,6 +32,41 @@ impl CallAgent {
             display_name: config.display_name.clone(),
             connection: AgentConnection::Connecting,
             config,
+            camera: None,
+        }
+    }
+
+    /// The microphone it captures in calls; `None`: it has no microphone (none chosen, or the
+    /// one in use went away with no other left).
+    pub fn microphone(&self) -> Option<&DeviceId> {
+        self.config.microphone.as_ref()
+    }
+
+    /// The speaker it plays calls on; `None`: it has no speaker.
+    pub fn speaker(&self) -> Option<&DeviceId> {
+        self.config.speaker.as_ref()
+    }
+
+    /// The camera a [`crate::SelectDevice`] chose last, if any (cameras are also named per call
+    /// by [`crate::StartVideo`]).
+    pub fn camera(&self) -> Option<&DeviceId> {
+        self.camera.as_ref()
+    }
+
+    /// The device of `kind` it uses.
+    pub fn device(&self, kind: DeviceKind) -> Option<&DeviceId> {
+        match kind {
+            DeviceKind::Microphone => self.microphone(),
+            DeviceKind::Speaker => self.speaker(),
+            DeviceKind::Camera => self.camera(),
+        }
+    }
+
+    pub(crate) fn set_device(&mut self, kind: DeviceKind, device: Option<DeviceId>) {
+        match kind {
+            DeviceKind::Microphone => self.config.microphone = device,
+            DeviceKind::Speaker => self.config.speaker = device,
+            DeviceKind::Camera => self.camera = device,
         }
     }
 

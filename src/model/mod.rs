@@ -12,11 +12,16 @@
 
 mod agent;
 mod call;
+mod device;
 mod participant;
 mod stream;
 
 pub use agent::{AgentCalls, CallAgent};
 pub use call::{Call, CallDirection, CallOf, CallState};
+pub use device::{
+    Device, DeviceAdded, DeviceRemoved, DeviceSwitchReason, DeviceSwitched, LevelMeter,
+    SelectDevice,
+};
 pub use participant::{ParticipantOf, Participants, RemoteParticipant};
 pub use stream::{
     LocalScreenShare, LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoView,
@@ -254,4 +259,7 @@ pub enum RequestError {
     /// The agent has no engine (it failed to start).
     #[error("the agent has no media engine")]
     NoEngine,
+    /// The device asked for is not listed, or not of the kind asked for.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }

@@ -2,6 +2,8 @@
 //! every app until a condition holds, and audio measurements.
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod pulse;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

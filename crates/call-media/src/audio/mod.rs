@@ -8,9 +8,14 @@ pub use playout::Playout;
 
 use crate::device::FRAME_SAMPLES;
 
+/// The RMS of a frame, 0 (silence) to 1 (full scale).
+pub fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
 /// The RFC 6464 level of a frame: 0 (loudest) to 127 (silence), in -dBov.
 pub fn audio_level(samples: &[f32]) -> u8 {
-    let mean_square = samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32;
+    let mean_square = rms(samples).powi(2);
     if mean_square <= 0.0 {
         return 127;
     }

@@ -29,8 +29,21 @@ fn devices(kind: DeviceKind) -> Vec<cpal::Device> {
     found.map(|d| d.collect()).unwrap_or_default()
 }
 
-/// The hardware devices of `kind`; none when the host has no audio system.
+/// The id the system's default device of `kind` has.
+fn default_id(kind: DeviceKind) -> Option<String> {
+    let host = cpal::default_host();
+    let device = match kind {
+        DeviceKind::Microphone => host.default_input_device(),
+        DeviceKind::Speaker => host.default_output_device(),
+        DeviceKind::Camera => None,
+    };
+    Some(device?.id().ok()?.to_string())
+}
+
+/// The hardware devices of `kind`, the system's default marked; none when the host has no
+/// audio system.
 pub(super) fn list(kind: DeviceKind) -> Vec<DeviceInfo> {
+    let default = default_id(kind);
     devices(kind)
         .into_iter()
         .filter_map(|d| {
@@ -40,6 +53,7 @@ pub(super) fn list(kind: DeviceKind) -> Vec<DeviceInfo> {
                 .map(|n| n.name().to_owned())
                 .unwrap_or_else(|_| id.clone());
             Some(DeviceInfo {
+                is_default: default.as_ref() == Some(&id),
                 id: DeviceId(format!("{PREFIX}{id}")),
                 name,
                 kind,

@@ -20,12 +20,15 @@ pub(super) fn list() -> Vec<DeviceInfo> {
     nokhwa::query(ApiBackend::Auto)
         .unwrap_or_default()
         .into_iter()
-        .map(|info| DeviceInfo {
+        .enumerate()
+        .map(|(i, info)| DeviceInfo {
             id: DeviceId(format!("{PREFIX}{}", info.index().as_string())),
             name: info.human_name(),
             kind: DeviceKind::Camera,
             is_synthetic: false,
             facing: Some(CameraFacing::External),
+            // Cameras have no system default: the first one listed is it.
+            is_default: i == 0,
         })
         .collect()
 }

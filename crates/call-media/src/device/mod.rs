@@ -8,6 +8,7 @@
 
 mod camera;
 mod capture;
+mod hardware;
 mod host;
 mod host_camera;
 mod resample;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use camera::Camera;
+pub use hardware::POLL as HARDWARE_POLL;
 pub use synthetic::{CaptureClock, Recording};
 
 /// The audio sample rate everywhere in the engine.
@@ -81,6 +83,9 @@ pub struct DeviceInfo {
     pub is_synthetic: bool,
     /// For cameras: where it points.
     pub facing: Option<CameraFacing>,
+    /// The one of its kind to use when nothing else is chosen: the system's default device,
+    /// or, on a machine without hardware of this kind, the first synthetic one.
+    pub is_default: bool,
 }
 
 /// Why a device could not be listed or opened.
@@ -211,22 +216,62 @@ impl Synthetic {
     }
 }
 
-#[derive(Default)]
 struct Registry {
+    /// Whether hardware is listed and opened, besides the synthetic devices.
+    hardware: bool,
+    /// The device of each kind the app prefers as the default, over the system's.
+    preferred: Vec<DeviceId>,
     synthetic: Vec<(DeviceInfo, Synthetic)>,
+    /// Synthetic devices ever added: ids are never reused.
+    added: usize,
+    /// Bumped by every synthetic add and remove.
+    generation: u64,
 }
 
-/// Lists and opens microphones and speakers, real and synthetic. Cheap to clone; clones share
-/// the same synthetic devices.
-#[derive(Clone, Default)]
+/// Lists and opens microphones, speakers and cameras, real and synthetic. Cheap to clone;
+/// clones share the same synthetic devices.
+#[derive(Clone)]
 pub struct DeviceManager {
     registry: Arc<Mutex<Registry>>,
+}
+
+impl Default for DeviceManager {
+    fn default() -> Self {
+        Self::with_hardware(true)
+    }
 }
 
 impl DeviceManager {
     /// A manager with no synthetic devices yet; hardware devices are found when listing.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A manager of synthetic devices only: no hardware is listed or opened (bots, load tools
+    /// and tests that must not depend on the machine's devices).
+    pub fn synthetic_only() -> Self {
+        Self::with_hardware(false)
+    }
+
+    fn with_hardware(hardware: bool) -> Self {
+        Self {
+            registry: Arc::new(Mutex::new(Registry {
+                hardware,
+                preferred: Vec::new(),
+                synthetic: Vec::new(),
+                added: 0,
+                generation: 0,
+            })),
+        }
+    }
+
+    /// Makes `id` the default of its kind, over the system's default (an app's saved choice).
+    /// It counts while it is listed; a device that goes away leaves the system default.
+    pub fn set_default(&self, id: &DeviceId) {
+        let mut registry = self.registry();
+        registry.preferred.retain(|p| p != id);
+        registry.preferred.push(id.clone());
+        registry.generation += 1;
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -241,19 +286,42 @@ impl DeviceManager {
             DeviceKind::Speaker => "speaker",
             DeviceKind::Camera => "camera",
         };
-        let id = DeviceId(format!(
-            "synthetic:{prefix}:{}",
-            registry.synthetic.len() + 1
-        ));
+        registry.added += 1;
+        registry.generation += 1;
+        let id = DeviceId(format!("synthetic:{prefix}:{}", registry.added));
         let info = DeviceInfo {
             id: id.clone(),
             name: name.to_owned(),
             kind,
             is_synthetic: true,
             facing: (kind == DeviceKind::Camera).then_some(CameraFacing::Virtual),
+            is_default: false,
         };
         registry.synthetic.push((info, device));
         id
+    }
+
+    /// Removes a synthetic device, as if it were unplugged: it is no longer listed or opened.
+    /// One already open keeps running until closed. False if no synthetic device has this id.
+    pub fn remove(&self, id: &DeviceId) -> bool {
+        let mut registry = self.registry();
+        let before = registry.synthetic.len();
+        registry.synthetic.retain(|(info, _)| &info.id != id);
+        let removed = registry.synthetic.len() != before;
+        if removed {
+            registry.generation += 1;
+        }
+        removed
+    }
+
+    /// Changes whenever the device list may have changed: a synthetic device added or removed
+    /// here, or hardware that came or went (noticed within [`HARDWARE_POLL`]).
+    pub fn generation(&self) -> u64 {
+        let registry = self.registry();
+        match registry.hardware {
+            true => registry.generation + hardware::generation(),
+            false => registry.generation,
+        }
     }
 
     /// Adds a microphone that plays a WAV file in a loop. Opening it checks that the file opens
@@ -321,21 +389,47 @@ impl DeviceManager {
         )
     }
 
-    /// Every device of `kind`: hardware first (when the host has an audio system), then the
-    /// synthetic ones.
+    /// Every device of `kind`: hardware first (as last listed, see [`HARDWARE_POLL`]), then
+    /// the synthetic ones. At most one is marked the default.
     pub fn list(&self, kind: DeviceKind) -> Vec<DeviceInfo> {
-        let mut devices = match kind {
-            DeviceKind::Camera => host_camera::list(),
-            _ => host::list(kind),
+        let registry = self.registry();
+        let mut devices = match registry.hardware {
+            true => hardware::list(kind),
+            false => Vec::new(),
         };
         devices.extend(
-            self.registry()
+            registry
                 .synthetic
                 .iter()
                 .filter(|(info, _)| info.kind == kind)
                 .map(|(info, _)| info.clone()),
         );
+        // The app's latest preference that is listed, else the system's, else the first.
+        let preferred = registry
+            .preferred
+            .iter()
+            .rev()
+            .find_map(|p| devices.iter().position(|d| &d.id == p));
+        let default = preferred
+            .or_else(|| devices.iter().position(|d| d.is_default))
+            .unwrap_or(0);
+        for (i, device) in devices.iter_mut().enumerate() {
+            device.is_default = i == default;
+        }
         devices
+    }
+
+    /// The default device of `kind`, if there is any device of that kind.
+    pub fn default_device(&self, kind: DeviceKind) -> Option<DeviceInfo> {
+        self.list(kind).into_iter().find(|d| d.is_default)
+    }
+
+    /// Refuses hardware `id` when this manager lists no hardware.
+    fn hardware(&self, id: &DeviceId) -> Result<(), DeviceError> {
+        match self.registry().hardware {
+            true => Ok(()),
+            false => Err(DeviceError::NotFound(id.clone())),
+        }
     }
 
     fn synthetic(
@@ -391,7 +485,10 @@ impl DeviceManager {
             .map_err(open_error)?,
             // synthetic() returned a microphone: it checked the kind.
             Some(_) => unreachable!("synthetic() checked the kind"),
-            None => host::open_microphone(id, tx)?,
+            None => {
+                self.hardware(id)?;
+                host::open_microphone(id, tx)?
+            }
         };
         Ok(Microphone {
             frames,
@@ -414,7 +511,10 @@ impl DeviceManager {
             Some(Synthetic::Y4mCamera(path)) => camera::open_y4m(id, &path).map_err(open_error),
             // synthetic() returned a camera: it checked the kind.
             Some(_) => unreachable!("synthetic() checked the kind"),
-            None => host_camera::open(id),
+            None => {
+                self.hardware(id)?;
+                host_camera::open(id)
+            }
         }
     }
 
@@ -435,7 +535,10 @@ impl DeviceManager {
             }
             // synthetic() returned a speaker: it checked the kind.
             Some(_) => unreachable!("synthetic() checked the kind"),
-            None => host::open_speaker(id, source)?,
+            None => {
+                self.hardware(id)?;
+                host::open_speaker(id, source)?
+            }
         };
         Ok(Speaker { _running: running })
     }

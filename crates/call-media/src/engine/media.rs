@@ -5,7 +5,7 @@ use call_protocol::{CallId, ClientMessage, MediaType};
 
 use super::AgentEvent;
 use super::session::Session;
-use crate::audio::{VOICE_LEVEL, audio_level};
+use crate::audio::{VOICE_LEVEL, audio_level, rms};
 use crate::connection::video_index;
 use crate::device::{DeviceId, DeviceKind, Microphone};
 
@@ -101,6 +101,39 @@ impl Session {
         }
     }
 
+    /// Switches the microphone, speaker or camera. An open microphone or speaker is closed and
+    /// the new one opened in its place, so calls, streams, mute and hold go on untouched; a
+    /// camera is switched in every call that sends camera video.
+    pub(super) async fn set_device(&mut self, kind: DeviceKind, device: Option<DeviceId>) {
+        match kind {
+            DeviceKind::Microphone => {
+                self.config.microphone = device;
+                self.microphone = None;
+                self.level.set(0.0);
+            }
+            DeviceKind::Speaker => {
+                self.config.speaker = device;
+                self.speaker = None;
+            }
+            DeviceKind::Camera => {
+                let i = video_index(MediaType::Video);
+                let sending: Vec<CallId> = self
+                    .calls
+                    .iter()
+                    .filter(|(_, c)| c.video[i].is_some())
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for call_id in sending {
+                    self.set_video(call_id, MediaType::Video, device.clone())
+                        .await;
+                }
+                return;
+            }
+        }
+        self.devices_failed = false;
+        self.update_devices().await;
+    }
+
     /// Opens the devices while a call is connected and closes them when none is.
     pub(super) async fn update_devices(&mut self) {
         let active = self.media_up && self.calls.values().any(|c| c.announced);
@@ -108,6 +141,7 @@ impl Session {
             self.microphone = None;
             self.speaker = None;
             self.devices_failed = false;
+            self.level.set(0.0);
             return;
         }
         if self.devices_failed {
@@ -150,6 +184,7 @@ impl Session {
     /// Encodes and sends one microphone frame, or silence while every connected call is muted;
     /// nothing while every one is on hold.
     pub(super) async fn send_frame(&mut self, samples: &[f32]) {
+        self.level.set(rms(samples));
         if self.all_held() {
             return;
         }

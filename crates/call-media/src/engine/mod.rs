@@ -18,7 +18,7 @@ mod session;
 use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantInfo,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
@@ -82,6 +82,15 @@ pub enum AgentCommand {
         media_type: MediaType,
         /// The source, or none.
         source: Option<DeviceId>,
+    },
+    /// Use this microphone, speaker or camera from now on (`None`: none of that kind). An open
+    /// device is switched at once, keeping calls, streams, mute and hold as they are; a camera
+    /// switch applies to every call sending camera video.
+    SetDevice {
+        /// Which kind of device.
+        kind: DeviceKind,
+        /// The device, or none.
+        device: Option<DeviceId>,
     },
     /// Put a connected call on hold (`held`) or resume it. While held nothing is sent or
     /// played in it.
@@ -313,6 +322,22 @@ pub struct Agent {
     commands: mpsc::Sender<AgentCommand>,
     events: crossbeam_channel::Receiver<AgentEvent>,
     failure: Arc<OnceLock<AgentError>>,
+    level: Arc<MicLevel>,
+}
+
+/// The level of the last microphone frame, shared between the engine and the app.
+#[derive(Default)]
+pub(crate) struct MicLevel(AtomicU32);
+
+impl MicLevel {
+    /// Records a frame's RMS (0 when the microphone closes).
+    pub(crate) fn set(&self, rms: f32) {
+        self.0.store(rms.to_bits(), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
 }
 
 impl Agent {
@@ -322,14 +347,22 @@ impl Agent {
         let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let sink = Events::new(events_tx);
         let failure = sink.failure.clone();
+        let level = Arc::new(MicLevel::default());
         runtime
             .handle()
-            .spawn(session::run(config, devices, inputs, sink));
+            .spawn(session::run(config, devices, inputs, sink, level.clone()));
         Self {
             commands,
             events,
             failure,
+            level,
         }
+    }
+
+    /// The RMS (0..1) of the microphone's latest 20 ms, before mute: what a "you are speaking"
+    /// meter shows. 0 while no microphone is open (outside calls, or with none chosen).
+    pub fn microphone_level(&self) -> f32 {
+        self.level.get()
     }
 
     /// Queues a command; never blocks.

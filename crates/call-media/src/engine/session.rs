@@ -39,11 +39,12 @@ pub(super) async fn run(
     devices: DeviceManager,
     mut inputs: mpsc::Receiver<AgentCommand>,
     events: Events,
+    level: Arc<super::MicLevel>,
 ) {
     events.emit(AgentEvent::Connection(AgentConnection::Connecting));
     let error = match tokio::time::timeout(SIGN_IN_TIMEOUT, sign_in(&config)).await {
         Ok(Ok((link, user))) => {
-            match Session::start(config, devices, link, user, events.clone()).await {
+            match Session::start(config, devices, link, user, events.clone(), level).await {
                 Ok(session) => session.run(&mut inputs).await,
                 Err(e) => Some(e),
             }
@@ -129,6 +130,8 @@ pub(super) struct Session {
     pub(super) microphone: Option<Microphone>,
     pub(super) speaker: Option<Speaker>,
     pub(super) devices_failed: bool,
+    /// The microphone's level, for the app's meter.
+    pub(super) level: Arc<super::MicLevel>,
     /// The camera's and the screen share's encoder threads (by [`crate::connection::video_index`]).
     pub(super) senders: [VideoSender; 2],
     pub(super) video_units: mpsc::Receiver<EncodedUnit>,
@@ -178,6 +181,7 @@ impl Session {
         link: SignalingLink,
         user: CommunicationIdentifier,
         events: Events,
+        level: Arc<super::MicLevel>,
     ) -> Result<Self, AgentError> {
         let media = |e: String| AgentError::Media(e);
         let playout = Arc::new(Playout::new().map_err(|e| media(e.to_string()))?);
@@ -212,6 +216,7 @@ impl Session {
             microphone: None,
             speaker: None,
             devices_failed: false,
+            level,
             senders,
             video_units,
             sources: [None, None],
@@ -263,7 +268,10 @@ impl Session {
                 },
                 frame = super::media::next_frame(&mut self.microphone) => match frame {
                     Some(f) => self.send_frame(&f.samples).await,
-                    None => self.microphone = None,
+                    None => {
+                        self.microphone = None;
+                        self.level.set(0.0);
+                    }
                 },
             }
         };
@@ -343,6 +351,10 @@ impl Session {
             AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
             AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
             AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
+            AgentCommand::SetDevice { kind, device } => {
+                self.set_device(kind, device).await;
+                return;
+            }
             AgentCommand::SetHold { call_id, held } => {
                 self.set_hold(call_id, held).await;
                 return;
