@@ -32,6 +32,7 @@ fn main() {
                     display_name: format!("agent {k}"),
                     microphone: None,
                     speaker: None,
+                    ..Default::default()
                 }))
                 .id()
         })

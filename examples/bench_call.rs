@@ -246,6 +246,7 @@ fn side(service: &CallService, name: &str, mic: Option<Arc<[f32]>>) -> Side {
             display_name: name.to_owned(),
             microphone,
             speaker: Some(speaker),
+            ..Default::default()
         }))
         .id();
     Side {

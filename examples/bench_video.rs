@@ -135,6 +135,7 @@ fn side(url: &str, token: String, name: &str) -> Side {
             display_name: name.to_owned(),
             microphone: None,
             speaker: None,
+            ..Default::default()
         }))
         .id();
     Side { app, agent }

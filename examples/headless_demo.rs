@@ -128,6 +128,7 @@ fn app(
         display_name: name.to_owned(),
         microphone,
         speaker: Some(speaker),
+        ..Default::default()
     }));
     (app, recording)
 }

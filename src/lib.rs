@@ -24,6 +24,7 @@ pub mod model;
 mod video;
 
 pub use bridge::Devices;
+pub use call_media::audio::VoiceProcessing;
 pub use call_media::device::{
     CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
 };
@@ -88,6 +89,7 @@ impl Plugin for CallingPlugin {
             .add_message::<DeviceSwitched>()
             .add_observer(bridge::start_agent)
             .add_observer(bridge::select_device)
+            .add_observer(bridge::set_voice_processing)
             .add_observer(bridge::start_meter)
             .add_observer(bridge::stop_meter)
             .add_observer(bridge::forget_call)
@@ -127,7 +129,8 @@ pub mod prelude {
         Hold, IncomingCall, LevelMeter, LocalScreenShare, LocalVideoStream, MediaType, Mute,
         ParticipantLeft, ParticipantOf, ParticipantState, ParticipantUpdated, Participants,
         RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, Resume,
-        SelectDevice, StartCall, StartCallExt, StartScreenShare, StartVideo, StopScreenShare,
-        StopVideo, StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo, VideoView,
+        SelectDevice, SetVoiceProcessing, StartCall, StartCallExt, StartScreenShare, StartVideo,
+        StopScreenShare, StopVideo, StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo,
+        VideoView, VoiceProcessing,
     };
 }

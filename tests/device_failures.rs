@@ -28,6 +28,7 @@ fn a_missing_wav_microphone_fails_to_open_and_the_call_stays_connected() {
             display_name: "alice".into(),
             microphone: Some(broken.clone()),
             speaker: None,
+            ..Default::default()
         }))
         .id();
     let (a_call, b_call) = connected_call(&mut a, &mut b);

@@ -130,6 +130,7 @@ fn main() {
             display_name: name.to_owned(),
             microphone: None,
             speaker: None,
+            ..Default::default()
         })
     };
     let alice = app.world_mut().spawn(agent("alice")).id();

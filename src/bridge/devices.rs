@@ -13,7 +13,7 @@ use call_media::device::{DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceMa
 use super::{AgentLink, Devices};
 use crate::model::{
     CallAgent, CallOf, Device, DeviceAdded, DeviceRemoved, DeviceSwitchReason, DeviceSwitched,
-    LevelMeter, LocalVideoStream, RequestError, RequestFailed, SelectDevice,
+    LevelMeter, LocalVideoStream, RequestError, RequestFailed, SelectDevice, SetVoiceProcessing,
 };
 
 const KINDS: [DeviceKind; 3] = [
@@ -150,6 +150,27 @@ pub(crate) fn select_device(
         to: device,
         reason: DeviceSwitchReason::Requested,
     });
+}
+
+/// Applies a [`SetVoiceProcessing`].
+pub(crate) fn set_voice_processing(
+    request: On<SetVoiceProcessing>,
+    mut agents: Query<(&mut CallAgent, Option<&AgentLink>)>,
+    mut failed: MessageWriter<RequestFailed>,
+) {
+    let SetVoiceProcessing { agent, mode } = *request.event();
+    let Ok((mut a, link)) = agents.get_mut(agent) else {
+        return;
+    };
+    let sent = link
+        .ok_or(RequestError::NoEngine)
+        .and_then(|link| Ok(link.0.send(AgentCommand::SetVoiceProcessing(mode))?));
+    match sent {
+        Ok(()) => a.config.voice_processing = mode,
+        Err(error) => {
+            failed.write(RequestFailed { agent, error });
+        }
+    }
 }
 
 /// Whether `id` is a listed device of `kind`.

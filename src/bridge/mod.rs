@@ -7,7 +7,9 @@ mod devices;
 mod receive;
 mod requests;
 
-pub(crate) use devices::{select_device, start_meter, stop_meter, sync_devices, update_levels};
+pub(crate) use devices::{
+    select_device, set_voice_processing, start_meter, stop_meter, sync_devices, update_levels,
+};
 pub(crate) use receive::receive;
 pub(crate) use requests::{add_request_observers, outgoing_call};
 

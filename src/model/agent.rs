@@ -1,6 +1,7 @@
 //! The signed-in user.
 
 use bevy::prelude::*;
+use call_media::audio::VoiceProcessing;
 use call_media::device::{DeviceId, DeviceKind};
 use call_media::{AgentConfig, AgentConnection};
 use call_protocol::CommunicationIdentifier;
@@ -51,6 +52,12 @@ impl CallAgent {
     /// by [`crate::StartVideo`]).
     pub fn camera(&self) -> Option<&DeviceId> {
         self.camera.as_ref()
+    }
+
+    /// Its microphone path's echo cancellation, noise suppression and gain
+    /// ([`crate::SetVoiceProcessing`] changes it).
+    pub fn voice_processing(&self) -> VoiceProcessing {
+        self.config.voice_processing
     }
 
     /// The device of `kind` it uses.

@@ -3,6 +3,7 @@
 //! level meters that show them working.
 
 use bevy::prelude::*;
+use call_media::audio::VoiceProcessing;
 use call_media::device::{DeviceId, DeviceInfo, DeviceKind};
 
 /// A microphone, speaker or camera, hardware or synthetic. Spawned when the manager lists it,
@@ -116,4 +117,14 @@ pub struct DeviceSwitched {
     pub to: Option<DeviceId>,
     /// Why.
     pub reason: DeviceSwitchReason,
+}
+
+/// Request: turn an agent's echo cancellation, noise suppression and automatic gain on or off,
+/// or back to automatic (on for hardware microphones), at once, in calls too.
+#[derive(Event, Clone, Copy, Debug)]
+pub struct SetVoiceProcessing {
+    /// The [`crate::CallAgent`] entity.
+    pub agent: Entity,
+    /// The new mode.
+    pub mode: VoiceProcessing,
 }

@@ -20,7 +20,7 @@ pub use agent::{AgentCalls, CallAgent};
 pub use call::{Call, CallDirection, CallOf, CallState};
 pub use device::{
     Device, DeviceAdded, DeviceRemoved, DeviceSwitchReason, DeviceSwitched, LevelMeter,
-    SelectDevice,
+    SelectDevice, SetVoiceProcessing,
 };
 pub use participant::{ParticipantOf, Participants, RemoteParticipant};
 pub use stream::{

@@ -107,6 +107,7 @@ pub fn client_at(mut app: App, url: &str, name: &str, mic: Mic, token: String) -
             display_name: name.to_owned(),
             microphone,
             speaker: Some(speaker_id),
+            ..Default::default()
         }))
         .id();
     Client {

@@ -3,8 +3,10 @@
 
 pub mod jitter;
 mod playout;
+pub mod processing;
 
 pub use playout::Playout;
+pub use processing::{VoiceProcessing, VoiceProcessor};
 
 use crate::device::FRAME_SAMPLES;
 

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use call_protocol::AUDIO_SLOTS;
 
 use super::jitter::{JitterBuffer, MAX_PACKET, Pull};
+use super::processing::REFERENCE_CAPACITY;
 use crate::device::{FRAME_SAMPLES, PlayoutSource, SAMPLE_RATE};
 
 /// Packets a slot's ring holds between two pulls: one second of one stream, far more than a
@@ -77,6 +78,8 @@ impl Slot {
 struct Mixer {
     slots: Vec<Slot>,
     frame: Vec<f32>,
+    /// What was played, for the echo canceller ([`super::processing`]).
+    reference: rtrb::Producer<f32>,
 }
 
 /// Receive-side audio: packets go in with [`Playout::push`], the speaker pulls mixed PCM.
@@ -89,6 +92,8 @@ pub struct Playout {
     mixer: Mutex<Mixer>,
     /// On hold: the mixer keeps its streams in step but plays silence.
     held: AtomicBool,
+    /// The reading side of what was played, until the engine takes it.
+    reference: Mutex<Option<rtrb::Consumer<f32>>>,
 }
 
 impl Playout {
@@ -106,14 +111,26 @@ impl Playout {
                 pcm: VecDeque::with_capacity(2 * FRAME_SAMPLES),
             });
         }
+        let (producer, consumer) = rtrb::RingBuffer::new(REFERENCE_CAPACITY);
         Ok(Self {
             inbound,
             mixer: Mutex::new(Mixer {
                 slots,
                 frame: vec![0.0; FRAME_SAMPLES],
+                reference: producer,
             }),
             held: AtomicBool::new(false),
+            reference: Mutex::new(Some(consumer)),
         })
+    }
+
+    /// What the speaker played, as it plays it: the echo canceller's far end. Taken once; until
+    /// then (or if nobody takes it) the ring fills and further audio is not kept.
+    pub fn take_reference(&self) -> Option<rtrb::Consumer<f32>> {
+        self.reference
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Plays silence while `held` (the call is on hold), whatever still arrives.
@@ -154,7 +171,11 @@ impl PlayoutSource for Playout {
             // time): this one plays silence rather than wait.
             Err(TryLockError::WouldBlock) => return,
         };
-        let Mixer { slots, frame } = &mut *mixer;
+        let Mixer {
+            slots,
+            frame,
+            reference,
+        } = &mut *mixer;
         let now = Instant::now();
         for slot in slots.iter_mut() {
             slot.receive(now);
@@ -174,6 +195,11 @@ impl PlayoutSource for Playout {
         }
         for o in out.iter_mut() {
             *o = o.clamp(-1.0, 1.0);
+        }
+        // A full ring (nobody reads it) keeps what it has.
+        let n = out.len().min(reference.slots());
+        if let Ok(chunk) = reference.write_chunk_uninit(n) {
+            chunk.fill_from_iter(out.iter().copied());
         }
     }
 }

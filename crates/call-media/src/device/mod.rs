@@ -424,6 +424,14 @@ impl DeviceManager {
         self.list(kind).into_iter().find(|d| d.is_default)
     }
 
+    /// Whether `id` names one of this manager's synthetic devices.
+    pub fn is_synthetic(&self, id: &DeviceId) -> bool {
+        self.registry()
+            .synthetic
+            .iter()
+            .any(|(info, _)| &info.id == id)
+    }
+
     /// Refuses hardware `id` when this manager lists no hardware.
     fn hardware(&self, id: &DeviceId) -> Result<(), DeviceError> {
         match self.registry().hardware {

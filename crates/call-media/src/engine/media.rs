@@ -5,7 +5,7 @@ use call_protocol::{CallId, ClientMessage, MediaType};
 
 use super::AgentEvent;
 use super::session::Session;
-use crate::audio::{VOICE_LEVEL, audio_level, rms};
+use crate::audio::{VOICE_LEVEL, VoiceProcessor, audio_level, rms};
 use crate::connection::video_index;
 use crate::device::{DeviceId, DeviceKind, Microphone};
 
@@ -109,6 +109,7 @@ impl Session {
             DeviceKind::Microphone => {
                 self.config.microphone = device;
                 self.microphone = None;
+                self.processor = None;
                 self.level.set(0.0);
             }
             DeviceKind::Speaker => {
@@ -134,6 +135,21 @@ impl Session {
         self.update_devices().await;
     }
 
+    /// Starts or stops the microphone path's processing as the mode and the open microphone
+    /// say: a new processor starts from scratch (a new echo path).
+    pub(super) fn update_processor(&mut self) {
+        let applies = self.microphone.is_some()
+            && self.config.microphone.as_ref().is_some_and(|id| {
+                let synthetic = self.devices.is_synthetic(id);
+                self.config.voice_processing.applies_to(synthetic)
+            });
+        match (applies, self.processor.is_some()) {
+            (true, false) => self.processor = Some(VoiceProcessor::new()),
+            (false, true) => self.processor = None,
+            _ => {}
+        }
+    }
+
     /// Opens the devices while a call is connected and closes them when none is.
     pub(super) async fn update_devices(&mut self) {
         let active = self.media_up && self.calls.values().any(|c| c.announced);
@@ -151,7 +167,10 @@ impl Session {
             && let Some(id) = &self.config.microphone
         {
             match self.devices.open_microphone_async(id).await {
-                Ok(m) => self.microphone = Some(m),
+                Ok(m) => {
+                    self.microphone = Some(m);
+                    self.update_processor();
+                }
                 Err(error) => {
                     self.devices_failed = true;
                     self.emit(AgentEvent::DeviceFailed {
@@ -183,13 +202,20 @@ impl Session {
 
     /// Encodes and sends one microphone frame, or silence while every connected call is muted;
     /// nothing while every one is on hold.
-    pub(super) async fn send_frame(&mut self, samples: &[f32]) {
-        self.level.set(rms(samples));
+    pub(super) async fn send_frame(&mut self, mut samples: Vec<f32>) {
+        self.level.set(rms(&samples));
+        if let Some(processor) = &mut self.processor {
+            processor.process(&mut self.reference, &mut samples);
+        }
         if self.all_held() {
             return;
         }
         let muted = self.calls.values().filter(|c| c.announced).all(|c| c.muted);
-        let samples = if muted { &self.silence[..] } else { samples };
+        let samples = if muted {
+            &self.silence[..]
+        } else {
+            &samples[..]
+        };
         let level = audio_level(samples);
         let voice = level <= VOICE_LEVEL;
         match self.encoder.encode(samples) {

@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
+use crate::audio::VoiceProcessing;
 use crate::device::{DeviceError, DeviceId, DeviceKind, DeviceManager};
 use crate::video::FrameSlot;
 
@@ -34,7 +35,7 @@ pub const EVENT_QUEUE: usize = 4096;
 pub const COMMAND_QUEUE: usize = 1024;
 
 /// How an agent signs in and which devices it uses.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AgentConfig {
     /// The service's signaling URL, e.g. `ws://127.0.0.1:8470/ws`.
     pub service_url: String,
@@ -46,6 +47,8 @@ pub struct AgentConfig {
     pub microphone: Option<DeviceId>,
     /// The speaker to play calls on; `None` plays nothing.
     pub speaker: Option<DeviceId>,
+    /// Echo cancellation, noise suppression and gain on the microphone path.
+    pub voice_processing: VoiceProcessing,
 }
 
 /// A request to the engine.
@@ -92,6 +95,8 @@ pub enum AgentCommand {
         /// The device, or none.
         device: Option<DeviceId>,
     },
+    /// Turn echo cancellation, noise suppression and gain on or off (or back to automatic).
+    SetVoiceProcessing(VoiceProcessing),
     /// Put a connected call on hold (`held`) or resume it. While held nothing is sent or
     /// played in it.
     SetHold {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use super::{AgentCommand, AgentConfig, AgentConnection, AgentError, AgentEvent, Events};
-use crate::audio::{Playout, VoiceEncoder};
+use crate::audio::{Playout, VoiceEncoder, VoiceProcessor};
 use crate::connection::{ConnectionEvent, MediaConnection};
 use crate::device::{DeviceId, DeviceManager, FRAME_SAMPLES, Microphone, Speaker};
 use crate::signaling::SignalingLink;
@@ -132,6 +132,11 @@ pub(super) struct Session {
     pub(super) devices_failed: bool,
     /// The microphone's level, for the app's meter.
     pub(super) level: Arc<super::MicLevel>,
+    /// What the speaker played: the echo canceller's far end.
+    pub(super) reference: rtrb::Consumer<f32>,
+    /// The microphone path's echo canceller, noise suppressor and gain, while they apply to
+    /// the open microphone.
+    pub(super) processor: Option<VoiceProcessor>,
     /// The camera's and the screen share's encoder threads (by [`crate::connection::video_index`]).
     pub(super) senders: [VideoSender; 2],
     pub(super) video_units: mpsc::Receiver<EncodedUnit>,
@@ -185,6 +190,9 @@ impl Session {
     ) -> Result<Self, AgentError> {
         let media = |e: String| AgentError::Media(e);
         let playout = Arc::new(Playout::new().map_err(|e| media(e.to_string()))?);
+        let reference = playout
+            .take_reference()
+            .ok_or_else(|| media("the playout's reference was taken".into()))?;
         let encoder = VoiceEncoder::new().map_err(|e| media(e.to_string()))?;
         let keyframes = [
             Arc::new(AtomicBool::new(false)),
@@ -217,6 +225,8 @@ impl Session {
             speaker: None,
             devices_failed: false,
             level,
+            reference,
+            processor: None,
             senders,
             video_units,
             sources: [None, None],
@@ -267,7 +277,7 @@ impl Session {
                     tracing::debug!("sending video failed: {e}");
                 },
                 frame = super::media::next_frame(&mut self.microphone) => match frame {
-                    Some(f) => self.send_frame(&f.samples).await,
+                    Some(f) => self.send_frame(f.samples).await,
                     None => {
                         self.microphone = None;
                         self.level.set(0.0);
@@ -351,6 +361,11 @@ impl Session {
             AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
             AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
             AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
+            AgentCommand::SetVoiceProcessing(mode) => {
+                self.config.voice_processing = mode;
+                self.update_processor();
+                return;
+            }
             AgentCommand::SetDevice { kind, device } => {
                 self.set_device(kind, device).await;
                 return;
