@@ -5,7 +5,8 @@
 //!
 //! - Set-up: the time from writing `StartCall` in A's app to A's `Call` reaching `Connected`,
 //!   with B accepting in the frame it sees `Incoming`; both agents are already signed in.
-//! - Mouth-to-ear: A's synthetic microphone plays silence with a 5 ms click about every 500 ms. Its
+//! - Mouth-to-ear, with 20 ms and with 10 ms voice frames: A's synthetic microphone plays
+//!   silence with a 5 ms click about every 500 ms. Its
 //!   capture clock says when each click was "spoken"; B's recording speaker says when the click
 //!   was "heard" (the instant the speaker played that sample).
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_calling::prelude::*;
-use bevy_calling::{CaptureClock, Recording};
+use bevy_calling::{CaptureClock, Recording, VoiceFrame};
 use call_service::{CallService, ServiceConfig};
 
 const CALLS: usize = 20;
@@ -33,8 +34,8 @@ fn main() {
 
     // Set-up: A and B already signed in; B accepts in the frame it sees the call.
     let sign_in = Instant::now();
-    let mut a = side(&service, "alice", None);
-    let mut b = side(&service, "bob", None);
+    let mut a = side(&service, "alice", None, VoiceFrame::Standard);
+    let mut b = side(&service, "bob", None, VoiceFrame::Standard);
     pump_until(&mut a, &mut b, |a, b| connected(a) && connected(b));
     println!(
         "sign-in of two agents (spawn to media connected): {:.1} ms",
@@ -85,17 +86,30 @@ fn main() {
     );
     drop((a, b));
 
-    // Mouth-to-ear: clicks from A's microphone, detected in B's speaker.
-    let mut a = side(&service, "carol", Some(click_track()));
-    let mut b = side(&service, "dave", None);
+    // Mouth-to-ear: clicks from A's microphone, detected in B's speaker, in both voice modes.
+    for (mode, names) in [
+        (VoiceFrame::Standard, ("carol", "dave")),
+        (VoiceFrame::LowLatency, ("erin", "frank")),
+    ] {
+        let mut latencies = mouth_to_ear(&service, mode, names);
+        println!(
+            "audio mouth-to-ear, {mode:?} ({} ms frames), {} of {CLICKS} clicks: {}",
+            mode.samples() / 48,
+            latencies.len(),
+            summary(&mut latencies)
+        );
+    }
+}
+
+/// The latency of each click from A's microphone to B's speaker, A sending `mode` frames.
+fn mouth_to_ear(service: &CallService, mode: VoiceFrame, (from, to): (&str, &str)) -> Vec<f64> {
+    let mut a = side(service, from, Some(click_track()), mode);
+    let mut b = side(service, to, None, mode);
     pump_until(&mut a, &mut b, |a, b| connected(a) && connected(b));
-    let (agent, dave) = (
-        a.agent,
-        CommunicationIdentifier::user("dave").expect("valid"),
-    );
+    let (agent, callee) = (a.agent, CommunicationIdentifier::user(to).expect("valid"));
     a.app.world_mut().start_call(StartCall {
         agent,
-        targets: vec![dave],
+        targets: vec![callee],
         video: None,
     });
     pump_until(&mut a, &mut b, |a, _| {
@@ -116,7 +130,7 @@ fn main() {
     let spoken: Vec<Instant> = (1..=CLICKS)
         .map(|k| spoken_at + Duration::from_secs_f64(click_at(k) as f64 / 48_000.0))
         .collect();
-    let mut latencies: Vec<f64> = detect_clicks(&b.recording.samples())
+    detect_clicks(&b.recording.samples())
         .into_iter()
         .map(|j| heard_at + Duration::from_secs_f64(j as f64 / 48_000.0))
         .filter_map(|heard| {
@@ -127,12 +141,7 @@ fn main() {
                 .map(|&s| ms(heard - s))
         })
         .filter(|&l| l < 400.0)
-        .collect();
-    println!(
-        "audio mouth-to-ear, {} of {CLICKS} clicks: {}",
-        latencies.len(),
-        summary(&mut latencies)
-    );
+        .collect()
 }
 
 /// Sample indices where a click starts: above 0.05 after at least 200 ms below it.
@@ -220,7 +229,12 @@ fn pump_until(a: &mut Side, b: &mut Side, mut done: impl FnMut(&mut Side, &mut S
 }
 
 /// A headless app with one agent, a recording speaker, and optionally a microphone playing `mic`.
-fn side(service: &CallService, name: &str, mic: Option<Arc<[f32]>>) -> Side {
+fn side(
+    service: &CallService,
+    name: &str,
+    mic: Option<Arc<[f32]>>,
+    voice_frame: VoiceFrame,
+) -> Side {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, CallingPlugin::default()))
         .add_systems(Update, auto_accept.after(CallSystems::Receive));
@@ -246,6 +260,7 @@ fn side(service: &CallService, name: &str, mic: Option<Arc<[f32]>>) -> Side {
             display_name: name.to_owned(),
             microphone,
             speaker: Some(speaker),
+            voice_frame,
             ..Default::default()
         }))
         .id();

@@ -24,7 +24,7 @@ pub mod model;
 mod video;
 
 pub use bridge::Devices;
-pub use call_media::audio::VoiceProcessing;
+pub use call_media::audio::{VoiceFrame, VoiceProcessing};
 pub use call_media::device::{
     CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
 };

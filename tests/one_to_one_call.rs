@@ -55,6 +55,28 @@ fn speech_flows_both_ways_and_correlates_with_the_source() {
 }
 
 #[test]
+fn low_latency_voice_sends_10_ms_frames_that_play_as_the_speech() {
+    let service = service();
+    let low =
+        |c: &mut bevy_calling::AgentConfig| c.voice_frame = bevy_calling::VoiceFrame::LowLatency;
+    let mut a = client_with(&service, "alice", Mic::Speech, low);
+    let mut b = client(&service, "bob", Mic::None);
+    connected_call(&mut a, &mut b);
+    let bob = b.user.clone();
+    let packets =
+        |s: &call_service::CallService| s.traffic_to(&bob).unwrap_or_default().audio_packets;
+    let before = packets(&service);
+    let received = listen(&mut a, &mut b, 4 * 48_000, 48_000);
+    let sent = packets(&service) - before;
+    // Four seconds of 10 ms frames: about 400 packets (20 ms frames would be 200).
+    assert!((340..=460).contains(&sent), "{sent} audio packets in 4 s");
+    let e = energy(&received);
+    let corr = looped_envelope_correlation(&received, &speech_samples());
+    assert!(e > 0.002, "speech energy: {e}");
+    assert!(corr > 0.8, "envelope correlation: {corr}");
+}
+
+#[test]
 fn mute_silences_a_for_b_and_unmute_brings_it_back() {
     let service = service();
     let mut a = client(&service, "alice", Mic::Speech);

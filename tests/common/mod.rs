@@ -86,8 +86,31 @@ fn build_client(app: App, service: &CallService, name: &str, mic: Mic, token: St
     client_at(app, &service.ws_url(), name, mic, token)
 }
 
+/// A client signed in as `8:acs:<name>` whose agent's config `tweak` changes first.
+pub fn client_with(
+    service: &CallService,
+    name: &str,
+    mic: Mic,
+    tweak: impl FnOnce(&mut AgentConfig),
+) -> Client {
+    let user = CommunicationIdentifier::user(name).expect("valid name");
+    let token = service.issue_token(&user, Duration::from_secs(3600)).token;
+    client_configured(App::new(), &service.ws_url(), name, mic, token, tweak)
+}
+
 /// A client in `app` that signs in at the signaling URL `url` with `token`.
-pub fn client_at(mut app: App, url: &str, name: &str, mic: Mic, token: String) -> Client {
+pub fn client_at(app: App, url: &str, name: &str, mic: Mic, token: String) -> Client {
+    client_configured(app, url, name, mic, token, |_| {})
+}
+
+fn client_configured(
+    mut app: App,
+    url: &str,
+    name: &str,
+    mic: Mic,
+    token: String,
+    tweak: impl FnOnce(&mut AgentConfig),
+) -> Client {
     if !app.is_plugin_added::<CallingPlugin>() {
         app.add_plugins((MinimalPlugins, CallingPlugin::default()));
     }
@@ -99,17 +122,16 @@ pub fn client_at(mut app: App, url: &str, name: &str, mic: Mic, token: String) -
         Mic::None => None,
     };
     let (speaker_id, speaker) = devices.add_recording_speaker("recorder", None);
-    let agent = app
-        .world_mut()
-        .spawn(CallAgent::new(AgentConfig {
-            service_url: url.to_owned(),
-            token,
-            display_name: name.to_owned(),
-            microphone,
-            speaker: Some(speaker_id),
-            ..Default::default()
-        }))
-        .id();
+    let mut config = AgentConfig {
+        service_url: url.to_owned(),
+        token,
+        display_name: name.to_owned(),
+        microphone,
+        speaker: Some(speaker_id),
+        ..Default::default()
+    };
+    tweak(&mut config);
+    let agent = app.world_mut().spawn(CallAgent::new(config)).id();
     Client {
         app,
         agent,

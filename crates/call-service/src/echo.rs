@@ -4,7 +4,8 @@
 //! audio and plays it back, then records again; video is echoed live by the SFU (see
 //! [`crate::sfu`]). It works on Opus packets as they travel, so the bot costs no decoding:
 //! the prompt is encoded once when the service starts, and the recording is the caller's own
-//! packets, sent again at their 20 ms pace with the bot's own numbering.
+//! packets, sent again at their own pace (10 or 20 ms each, read from the Opus header) with
+//! the bot's own numbering.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,12 +16,10 @@ use bytes::Bytes;
 const PROMPT_WAV: &[u8] = include_bytes!("../../../assets/sounds/echo_prompt.wav");
 /// How much of the caller's audio is recorded before it is played back.
 pub const RECORD: Duration = Duration::from_secs(5);
-/// One Opus frame: 20 ms, 960 ticks of the 48 kHz RTP clock.
-const FRAME: Duration = Duration::from_millis(20);
+/// The prompt's Opus frames: 20 ms, 960 ticks of the 48 kHz RTP clock.
 const FRAME_SAMPLES: usize = 960;
-const FRAME_TICKS: u32 = 960;
-/// Packets in [`RECORD`].
-const RECORD_PACKETS: usize = (RECORD.as_millis() / FRAME.as_millis()) as usize;
+/// Samples in [`RECORD`].
+const RECORD_SAMPLES: usize = RECORD.as_secs() as usize * 48_000;
 
 /// The prompt as Opus packets of 20 ms, encoded from the shipped WAV.
 pub fn encode_prompt() -> Result<Arc<[Bytes]>, String> {
@@ -71,12 +70,19 @@ pub struct EchoPacket {
     pub payload: Bytes,
 }
 
+/// How many 48 kHz samples an Opus packet holds (20 ms for one that does not parse).
+fn samples_in(packet: &[u8]) -> u32 {
+    opus::packet::get_nb_samples(packet, 48_000).map_or(FRAME_SAMPLES as u32, |n| n as u32)
+}
+
 /// One caller's echo test.
 #[derive(Debug)]
 pub struct EchoBot {
     prompt: Arc<[Bytes]>,
     phase: Phase,
     recording: Vec<Bytes>,
+    /// Samples recorded so far.
+    recorded: usize,
     /// When the next packet is due, while sending.
     next_send: Instant,
     seq: u64,
@@ -89,7 +95,8 @@ impl EchoBot {
         Self {
             prompt,
             phase: Phase::Prompt(0),
-            recording: Vec::with_capacity(RECORD_PACKETS),
+            recording: Vec::new(),
+            recorded: 0,
             next_send: now,
             seq: 0,
             ts: 0,
@@ -107,8 +114,9 @@ impl EchoBot {
         if self.phase != Phase::Record {
             return;
         }
+        self.recorded += samples_in(&payload) as usize;
         self.recording.push(payload);
-        if self.recording.len() >= RECORD_PACKETS {
+        if self.recorded >= RECORD_SAMPLES {
             self.phase = Phase::Playback(0);
             self.next_send = now;
         }
@@ -141,16 +149,18 @@ impl EchoBot {
                 // The prompt or the playback is over: listen again.
                 self.phase = Phase::Record;
                 self.recording.clear();
+                self.recorded = 0;
                 break;
             };
+            let samples = samples_in(&payload);
             out.push(EchoPacket {
                 seq: self.seq,
                 ts: self.ts,
                 payload,
             });
             self.seq += 1;
-            self.ts = self.ts.wrapping_add(FRAME_TICKS);
-            self.next_send += FRAME;
+            self.ts = self.ts.wrapping_add(samples);
+            self.next_send += Duration::from_micros(samples as u64 * 1_000_000 / 48_000);
         }
         out
     }
@@ -160,9 +170,14 @@ impl EchoBot {
 mod tests {
     use super::*;
 
+    /// An Opus packet whose TOC byte says one 20 ms frame (config 1: SILK narrowband, 20 ms),
+    /// tagged with `n` for identification.
     fn packet(n: u8) -> Bytes {
-        Bytes::from(vec![n; 3])
+        Bytes::from(vec![1 << 3, n, n])
     }
+
+    const FRAME: Duration = Duration::from_millis(20);
+    const RECORD_PACKETS: usize = 250;
 
     #[test]
     fn the_shipped_prompt_encodes_to_a_few_seconds_of_packets() {
@@ -184,7 +199,7 @@ mod tests {
         bot.hear(packet(99), start);
         let sent = bot.due(start + 3 * FRAME);
         assert_eq!(
-            sent.iter().map(|p| p.payload[0]).collect::<Vec<_>>(),
+            sent.iter().map(|p| p.payload[1]).collect::<Vec<_>>(),
             vec![0, 1, 2]
         );
         assert_eq!(
@@ -201,10 +216,10 @@ mod tests {
         // Paced: one packet per 20 ms, numbering continuing from the prompt.
         let first = bot.due(t);
         assert_eq!(first.len(), 1);
-        assert_eq!((first[0].seq, first[0].payload[0]), (3, 0));
+        assert_eq!((first[0].seq, first[0].payload[1]), (3, 0));
         let rest = bot.due(t + RECORD);
         assert_eq!(rest.len(), RECORD_PACKETS - 1);
-        assert_eq!(rest.last().unwrap().payload[0], (RECORD_PACKETS - 1) as u8);
+        assert_eq!(rest.last().unwrap().payload[1], (RECORD_PACKETS - 1) as u8);
         // Played back: it records again.
         assert_eq!(bot.phase(), &Phase::Record);
     }

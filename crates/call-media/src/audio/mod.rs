@@ -25,6 +25,26 @@ pub fn audio_level(samples: &[f32]) -> u8 {
     (-dbov).round().clamp(0.0, 127.0) as u8
 }
 
+/// How long each Opus frame of the microphone is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VoiceFrame {
+    /// 20 ms: the usual voice frame, the fewest packets.
+    #[default]
+    Standard,
+    /// 10 ms: half the framing delay for twice the packets, the low-latency voice of games.
+    LowLatency,
+}
+
+impl VoiceFrame {
+    /// Samples per frame at 48 kHz.
+    pub fn samples(self) -> usize {
+        match self {
+            Self::Standard => FRAME_SAMPLES,
+            Self::LowLatency => FRAME_SAMPLES / 2,
+        }
+    }
+}
+
 /// Levels quieter than this (-dBov) are not voice.
 pub const VOICE_LEVEL: u8 = 50;
 
@@ -51,9 +71,8 @@ impl VoiceEncoder {
         })
     }
 
-    /// Encodes one frame of [`FRAME_SAMPLES`] samples.
+    /// Encodes one frame: 10 or 20 ms ([`VoiceFrame`]).
     pub fn encode(&mut self, frame: &[f32]) -> Result<&[u8], opus::Error> {
-        debug_assert_eq!(frame.len(), FRAME_SAMPLES);
         let n = self.encoder.encode_float(frame, &mut self.out)?;
         Ok(&self.out[..n])
     }

@@ -305,16 +305,17 @@ impl MediaConnection {
         self.pc.add_ice_candidate(init).await.map_err(err)
     }
 
-    /// Sends one 20 ms Opus frame with its audio level.
+    /// Sends one Opus frame lasting `duration`, with its audio level.
     pub(crate) async fn send_audio(
         &self,
         opus: &[u8],
+        duration: Duration,
         level: u8,
         voice: bool,
     ) -> Result<(), ConnectionError> {
         let sample = Sample {
             data: Bytes::copy_from_slice(opus),
-            duration: Duration::from_millis(20),
+            duration,
             ..Sample::new(Instant::now())
         };
         self.mic

@@ -1,7 +1,7 @@
 //! The non-realtime half of a hardware microphone. Its cpal callback only mixes each period
 //! down to mono and copies it into a lock-free ring ([`rtrb`]), then unparks the reader: this
-//! module's loop, on the stream's own thread, which cuts the ring's samples into 20 ms
-//! [`AudioFrame`]s for the engine, resampling them to 48 kHz first when the device runs at
+//! module's loop, on the stream's own thread, which cuts the ring's samples into
+//! [`AudioFrame`]s (20 ms, or the size asked for) for the engine, resampling them to 48 kHz first when the device runs at
 //! another rate.
 
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::resample::ToEngine;
 use super::{AudioFrame, FRAME_SAMPLES, SAMPLE_RATE, StopSignal};
 
-/// One frame's duration.
+/// The longest the reader sleeps between periods when the callback does not wake it.
 const FRAME: Duration = Duration::from_millis(20);
 
 /// How many samples at `rate` the ring between the callback and the reader holds: 200 ms, ten
@@ -19,8 +19,15 @@ pub(super) fn ring_capacity(rate: u32) -> usize {
     (rate as usize / 5).max(FRAME_SAMPLES)
 }
 
+/// How long `samples` at 48 kHz last.
+fn duration(samples: usize) -> Duration {
+    Duration::from_secs_f64(samples as f64 / SAMPLE_RATE as f64)
+}
+
 /// Cuts mono samples into frames and hands them to the engine.
 struct Frames {
+    /// Samples per frame.
+    size: usize,
     pending: Vec<f32>,
     out: tokio::sync::mpsc::Sender<AudioFrame>,
 }
@@ -29,19 +36,16 @@ impl Frames {
     /// Adds samples captured up to about now; false once the engine closed the channel.
     fn push(&mut self, mut samples: &[f32]) -> bool {
         while !samples.is_empty() {
-            let take = (FRAME_SAMPLES - self.pending.len()).min(samples.len());
+            let take = (self.size - self.pending.len()).min(samples.len());
             self.pending.extend_from_slice(&samples[..take]);
             samples = &samples[take..];
-            if self.pending.len() == FRAME_SAMPLES {
+            if self.pending.len() == self.size {
                 // The samples after this frame were captured after its last one.
                 let later = Duration::from_secs_f64(samples.len() as f64 / SAMPLE_RATE as f64);
                 let frame = AudioFrame {
-                    samples: std::mem::replace(
-                        &mut self.pending,
-                        Vec::with_capacity(FRAME_SAMPLES),
-                    ),
+                    samples: std::mem::replace(&mut self.pending, Vec::with_capacity(self.size)),
                     captured_at: Instant::now()
-                        .checked_sub(later + FRAME)
+                        .checked_sub(later + duration(self.size))
                         .unwrap_or_else(Instant::now),
                 };
                 // A full queue means the engine is behind: drop this frame, never block.
@@ -63,9 +67,11 @@ pub(super) fn read(
     mut resampler: Option<ToEngine>,
     out: tokio::sync::mpsc::Sender<AudioFrame>,
     stop: StopSignal,
+    size: usize,
 ) {
     let mut frames = Frames {
-        pending: Vec::with_capacity(FRAME_SAMPLES),
+        size,
+        pending: Vec::with_capacity(size),
         out,
     };
     let mut deliver = |samples: &[f32]| match &mut resampler {
@@ -93,6 +99,7 @@ mod tests {
     fn samples_are_cut_into_frames_across_pushes() {
         let (out, mut frames) = tokio::sync::mpsc::channel(8);
         let mut cutter = Frames {
+            size: FRAME_SAMPLES,
             pending: Vec::new(),
             out,
         };

@@ -150,6 +150,7 @@ fn run_stream<Then: FnOnce(StopSignal)>(
 pub(super) fn open_microphone(
     id: &DeviceId,
     frames: tokio::sync::mpsc::Sender<AudioFrame>,
+    frame: usize,
 ) -> Result<Running, DeviceError> {
     let device = find(id, DeviceKind::Microphone)?;
     let configs = device
@@ -174,7 +175,7 @@ pub(super) fn open_microphone(
             _ => input_stream::<f32>(&device, &config, ring, reader, label),
         }?;
         Ok((stream, move |stop| {
-            capture::read(samples, resampler, frames, stop)
+            capture::read(samples, resampler, frames, stop, frame)
         }))
     })
 }

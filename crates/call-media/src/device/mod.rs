@@ -11,6 +11,7 @@ mod capture;
 mod hardware;
 mod host;
 mod host_camera;
+mod open;
 mod resample;
 mod synthetic;
 
@@ -24,13 +25,14 @@ pub use synthetic::{CaptureClock, Recording};
 
 /// The audio sample rate everywhere in the engine.
 pub const SAMPLE_RATE: u32 = 48_000;
-/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`].
+/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`]: a microphone frame, unless opened with
+/// another size ([`DeviceManager::open_microphone_framed`]), and the most a speaker pulls at once.
 pub const FRAME_SAMPLES: usize = 960;
 
-/// One 20 ms mono frame from a microphone.
+/// One mono frame from a microphone (20 ms unless opened with another size).
 #[derive(Clone, Debug)]
 pub struct AudioFrame {
-    /// [`FRAME_SAMPLES`] samples in -1..1.
+    /// The frame's samples in -1..1.
     pub samples: Vec<f32>,
     /// When the first sample was captured.
     pub captured_at: Instant,
@@ -458,138 +460,6 @@ impl DeviceManager {
             Some((_, device)) => Ok(Some(device.clone())),
             None => Ok(None),
         }
-    }
-
-    /// Opens a microphone and starts capturing. Synthetic microphones open at once; a hardware
-    /// one blocks while the device is probed and started, so async code should use
-    /// [`DeviceManager::open_microphone_async`].
-    pub fn open_microphone(&self, id: &DeviceId) -> Result<Microphone, DeviceError> {
-        let (tx, frames) = tokio::sync::mpsc::channel(MIC_QUEUE_FRAMES);
-        let open_error = |reason| DeviceError::Open {
-            id: id.clone(),
-            reason,
-        };
-        let running = match self.synthetic(id, DeviceKind::Microphone)? {
-            Some(Synthetic::WavMicrophone(path)) => {
-                let wav = synthetic::open_wav(&path).map_err(open_error)?;
-                synthetic::spawn_microphone(
-                    move || wav.read().map(Arc::from),
-                    true,
-                    CaptureClock::default(),
-                    tx,
-                )
-                .map_err(open_error)?
-            }
-            Some(Synthetic::SamplesMicrophone(samples, clock)) => {
-                synthetic::spawn_microphone(move || Ok(samples), false, clock, tx)
-                    .map_err(open_error)?
-            }
-            Some(Synthetic::ToneMicrophone { hz, amplitude }) => synthetic::spawn_microphone(
-                move || Ok(synthetic::tone(hz, amplitude)),
-                true,
-                CaptureClock::default(),
-                tx,
-            )
-            .map_err(open_error)?,
-            // synthetic() returned a microphone: it checked the kind.
-            Some(_) => unreachable!("synthetic() checked the kind"),
-            None => {
-                self.hardware(id)?;
-                host::open_microphone(id, tx)?
-            }
-        };
-        Ok(Microphone {
-            frames,
-            _running: running,
-        })
-    }
-
-    /// Opens a camera and starts capturing. Synthetic cameras open at once; a hardware one
-    /// blocks while the device is probed and started, so async code should use
-    /// [`DeviceManager::open_camera_async`].
-    pub fn open_camera(&self, id: &DeviceId) -> Result<Camera, DeviceError> {
-        let open_error = |reason| DeviceError::Open {
-            id: id.clone(),
-            reason,
-        };
-        match self.synthetic(id, DeviceKind::Camera)? {
-            Some(Synthetic::PatternCamera(settings)) => {
-                camera::open_pattern(id, settings).map_err(open_error)
-            }
-            Some(Synthetic::Y4mCamera(path)) => camera::open_y4m(id, &path).map_err(open_error),
-            // synthetic() returned a camera: it checked the kind.
-            Some(_) => unreachable!("synthetic() checked the kind"),
-            None => {
-                self.hardware(id)?;
-                host_camera::open(id)
-            }
-        }
-    }
-
-    /// Opens a speaker that plays what `source` gives it. Synthetic speakers open at once; a
-    /// hardware one blocks while the device is probed and started, so async code should use
-    /// [`DeviceManager::open_speaker_async`].
-    pub fn open_speaker(
-        &self,
-        id: &DeviceId,
-        source: Arc<dyn PlayoutSource>,
-    ) -> Result<Speaker, DeviceError> {
-        let running = match self.synthetic(id, DeviceKind::Speaker)? {
-            Some(Synthetic::RecordingSpeaker(recording)) => {
-                synthetic::spawn_speaker(recording, source).map_err(|reason| DeviceError::Open {
-                    id: id.clone(),
-                    reason,
-                })?
-            }
-            // synthetic() returned a speaker: it checked the kind.
-            Some(_) => unreachable!("synthetic() checked the kind"),
-            None => {
-                self.hardware(id)?;
-                host::open_speaker(id, source)?
-            }
-        };
-        Ok(Speaker { _running: running })
-    }
-}
-
-/// Runs a device open on tokio's blocking pool, so that probing hardware (which can take a good
-/// part of a second) never stalls an async worker. Outside a tokio runtime it runs in place.
-async fn open_blocking<T: Send + 'static>(
-    id: &DeviceId,
-    open: impl FnOnce() -> Result<T, DeviceError> + Send + 'static,
-) -> Result<T, DeviceError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return open();
-    }
-    tokio::task::spawn_blocking(open).await.unwrap_or_else(|e| {
-        Err(DeviceError::Open {
-            id: id.clone(),
-            reason: format!("opening did not finish: {e}"),
-        })
-    })
-}
-
-impl DeviceManager {
-    /// [`DeviceManager::open_microphone`] for async code: it runs on tokio's blocking pool.
-    pub async fn open_microphone_async(&self, id: &DeviceId) -> Result<Microphone, DeviceError> {
-        let (devices, owned) = (self.clone(), id.clone());
-        open_blocking(id, move || devices.open_microphone(&owned)).await
-    }
-
-    /// [`DeviceManager::open_camera`] for async code: it runs on tokio's blocking pool.
-    pub async fn open_camera_async(&self, id: &DeviceId) -> Result<Camera, DeviceError> {
-        let (devices, owned) = (self.clone(), id.clone());
-        open_blocking(id, move || devices.open_camera(&owned)).await
-    }
-
-    /// [`DeviceManager::open_speaker`] for async code: it runs on tokio's blocking pool.
-    pub async fn open_speaker_async(
-        &self,
-        id: &DeviceId,
-        source: Arc<dyn PlayoutSource>,
-    ) -> Result<Speaker, DeviceError> {
-        let (devices, owned) = (self.clone(), id.clone());
-        open_blocking(id, move || devices.open_speaker(&owned, source)).await
     }
 }
 

@@ -7,8 +7,6 @@ use std::time::{Duration, Instant};
 
 use super::{AudioFrame, FRAME_SAMPLES, PlayoutSource, Running, SAMPLE_RATE, resample};
 
-/// One microphone frame's duration.
-const FRAME: Duration = Duration::from_millis(20);
 /// How often the recording speaker pulls audio: 10 ms, a typical device period.
 const PLAYOUT_PERIOD: Duration = Duration::from_millis(10);
 /// Samples pulled per [`PLAYOUT_PERIOD`].
@@ -155,7 +153,8 @@ pub(super) fn tone(hz: f32, amplitude: f32) -> Arc<[f32]> {
         .collect()
 }
 
-/// Plays the samples `load` gives as captured audio, one frame every 20 ms on absolute
+/// Plays the samples `load` gives as captured audio, a frame of `frame_samples` every frame
+/// period on absolute
 /// deadlines. `load` runs on the microphone's own thread, so reading a file never holds up the
 /// opener; if it fails, the stream ends at once (the frame channel closes).
 pub(super) fn spawn_microphone(
@@ -163,7 +162,9 @@ pub(super) fn spawn_microphone(
     looped: bool,
     clock: CaptureClock,
     frames: tokio::sync::mpsc::Sender<AudioFrame>,
+    frame_samples: usize,
 ) -> Result<Running, String> {
+    let period = Duration::from_secs_f64(frame_samples as f64 / SAMPLE_RATE as f64);
     Running::spawn("synthetic-mic", move |stop| {
         let samples = match load() {
             Ok(samples) => samples,
@@ -175,11 +176,11 @@ pub(super) fn spawn_microphone(
         let start = Instant::now();
         clock.start(start);
         for n in 0u32.. {
-            if !stop.sleep_until(start + FRAME * (n + 1)) {
+            if !stop.sleep_until(start + period * (n + 1)) {
                 break;
             }
-            let first = n as usize * FRAME_SAMPLES;
-            let frame = (first..first + FRAME_SAMPLES)
+            let first = n as usize * frame_samples;
+            let frame = (first..first + frame_samples)
                 .map(|i| match looped {
                     true => samples
                         .get(i % samples.len().max(1))
@@ -190,7 +191,7 @@ pub(super) fn spawn_microphone(
                 .collect();
             let frame = AudioFrame {
                 samples: frame,
-                captured_at: start + FRAME * n,
+                captured_at: start + period * n,
             };
             if let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = frames.try_send(frame) {
                 break;

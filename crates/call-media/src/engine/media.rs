@@ -166,7 +166,8 @@ impl Session {
         if self.microphone.is_none()
             && let Some(id) = &self.config.microphone
         {
-            match self.devices.open_microphone_async(id).await {
+            let frame = self.config.voice_frame.samples();
+            match self.devices.open_microphone_async(id, frame).await {
                 Ok(m) => {
                     self.microphone = Some(m);
                     self.update_processor();
@@ -220,7 +221,13 @@ impl Session {
         let voice = level <= VOICE_LEVEL;
         match self.encoder.encode(samples) {
             Ok(packet) => {
-                if let Err(e) = self.connection.send_audio(packet, level, voice).await {
+                let duration = samples.len() as f64 / crate::device::SAMPLE_RATE as f64;
+                let duration = std::time::Duration::from_secs_f64(duration);
+                if let Err(e) = self
+                    .connection
+                    .send_audio(packet, duration, level, voice)
+                    .await
+                {
                     tracing::debug!("sending audio failed: {e}");
                 }
             }

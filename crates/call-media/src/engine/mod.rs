@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
-use crate::audio::VoiceProcessing;
+use crate::audio::{VoiceFrame, VoiceProcessing};
 use crate::device::{DeviceError, DeviceId, DeviceKind, DeviceManager};
 use crate::video::FrameSlot;
 
@@ -49,6 +49,8 @@ pub struct AgentConfig {
     pub speaker: Option<DeviceId>,
     /// Echo cancellation, noise suppression and gain on the microphone path.
     pub voice_processing: VoiceProcessing,
+    /// 20 ms voice frames, or 10 ms for the lowest latency.
+    pub voice_frame: VoiceFrame,
 }
 
 /// A request to the engine.

@@ -44,9 +44,11 @@ pub enum MediaCommand {
     },
 }
 
-/// Media bytes the SFU sent to one peer.
+/// Media the SFU sent to one peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerTraffic {
+    /// RTP packets of audio.
+    pub audio_packets: u64,
     /// RTP payload bytes of audio.
     pub audio_bytes: u64,
     /// RTP payload bytes of video.
@@ -80,7 +82,10 @@ impl Traffic {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let entry = all.entry(session).or_default();
         match kind {
-            Kind::Audio => entry.audio_bytes += bytes as u64,
+            Kind::Audio => {
+                entry.audio_packets += 1;
+                entry.audio_bytes += bytes as u64;
+            }
             Kind::Video => entry.video_bytes += bytes as u64,
         }
     }
