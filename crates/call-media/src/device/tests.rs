@@ -169,10 +169,14 @@ fn async_opens_give_the_same_devices_and_errors() {
     let (speaker, recording) = devices.add_recording_speaker("recorder", None);
     let missing = devices.add_y4m_camera("missing", "/nonexistent/clip.y4m");
     runtime.block_on(async {
-        let mut open = devices.open_microphone_async(&mic).await.unwrap();
+        // 10 ms frames, as the low-latency voice mode opens them.
+        let mut open = devices
+            .open_microphone_async(&mic, FRAME_SAMPLES / 2)
+            .await
+            .unwrap();
         assert_eq!(
             open.frames.recv().await.unwrap().samples.len(),
-            FRAME_SAMPLES
+            FRAME_SAMPLES / 2
         );
         let open = devices.open_camera_async(&camera).await.unwrap();
         assert!(open.frames.recv().is_ok());
@@ -188,4 +192,42 @@ fn async_opens_give_the_same_devices_and_errors() {
             Err(DeviceError::Open { .. })
         ));
     });
+}
+
+#[test]
+fn synthetic_devices_come_and_go_and_the_app_may_choose_the_default() {
+    let devices = DeviceManager::synthetic_only();
+    assert!(devices.list(DeviceKind::Microphone).is_empty());
+    let first = devices.add_tone_microphone("first", 440.0, 0.5);
+    let second = devices.add_tone_microphone("second", 880.0, 0.5);
+    let generation = devices.generation();
+    let default = |d: &DeviceManager| d.default_device(DeviceKind::Microphone).map(|i| i.id);
+    assert_eq!(
+        default(&devices),
+        Some(first.clone()),
+        "the first one by default"
+    );
+    devices.set_default(&second);
+    assert_eq!(default(&devices), Some(second.clone()));
+    assert!(devices.generation() > generation);
+    assert!(devices.remove(&second));
+    assert!(!devices.remove(&second), "removed once");
+    assert_eq!(
+        default(&devices),
+        Some(first.clone()),
+        "the preference went with it"
+    );
+    assert!(matches!(
+        devices.open_microphone(&second),
+        Err(DeviceError::NotFound(_))
+    ));
+    // Ids are never reused.
+    let third = devices.add_tone_microphone("third", 660.0, 0.5);
+    assert!(third != second && third != first);
+    // A synthetic-only manager opens no hardware.
+    assert!(matches!(
+        devices.open_microphone(&DeviceId("cpal:alsa:default".into())),
+        Err(DeviceError::NotFound(_))
+    ));
+    assert!(devices.is_synthetic(&first));
 }
