@@ -9,17 +9,6 @@ use common::*;
 
 const RATE: usize = 48_000;
 
-/// The prompt the bot plays, as shipped.
-fn prompt_samples() -> Vec<f32> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sounds/echo_prompt.wav");
-    let mut reader = hound::WavReader::open(path).expect("echo_prompt.wav");
-    reader
-        .samples::<i16>()
-        .map(|s| s.expect("sample") as f32 / i16::MAX as f32)
-        .collect()
-}
-
 /// Samples `from`..`to` seconds into a recording.
 fn window(samples: &[f32], from: f32, to: f32) -> &[f32] {
     &samples[(from * RATE as f32) as usize..(to * RATE as f32) as usize]
@@ -67,7 +56,7 @@ fn the_echo_bot_plays_its_prompt_then_the_callers_speech_and_echoes_its_camera()
     });
 
     // Audio: the prompt, five seconds of listening, then what the caller said.
-    let prompt = prompt_samples();
+    let prompt = wav_samples("echo_prompt.wav");
     let prompt_s = prompt.len() as f32 / RATE as f32;
     let total = ((prompt_s + 10.5) * RATE as f32) as usize;
     run_until(&mut [&mut a], "prompt, recording and playback", |c| {

@@ -27,30 +27,6 @@ fn set_processing(client: &mut Client, mode: VoiceProcessing) {
     client.trigger(SetVoiceProcessing { agent, mode });
 }
 
-/// A WAV of `seconds` of the prompt voice, looped: N's own speech.
-fn near_voice(seconds: usize) -> (std::path::PathBuf, Vec<f32>) {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sounds/echo_prompt.wav");
-    let voice: Vec<f32> = hound::WavReader::open(path)
-        .expect("echo_prompt.wav")
-        .samples::<i16>()
-        .map(|s| s.expect("sample") as f32 / i16::MAX as f32)
-        .collect();
-    let clip = std::env::temp_dir().join(format!("bc_near_{}.wav", std::process::id()));
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&clip, spec).unwrap();
-    for s in voice.iter().cycle().take(seconds * 48_000) {
-        writer.write_sample((s * i16::MAX as f32) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-    (clip, voice)
-}
-
 #[test]
 fn cancellation_takes_the_far_sides_echo_down_20_db_and_keeps_near_speech() {
     let _pulse = pulse::start(&["room", "micmix"], "room", "micmix.monitor");
@@ -104,7 +80,8 @@ fn cancellation_takes_the_far_sides_echo_down_20_db_and_keeps_near_speech() {
     );
 
     // N speaks too (double talk): its voice still reaches F.
-    let (clip, voice) = near_voice(8);
+    let voice = wav_samples("echo_prompt.wav");
+    let clip = looped_wav(&voice, 8, "near");
     let mut speaking = Command::new("paplay")
         .arg("--device=micmix")
         .arg(&clip)

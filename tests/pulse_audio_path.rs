@@ -19,22 +19,7 @@ fn speech_into_a_pulseaudio_microphone_comes_out_of_the_far_sides_pulseaudio_spe
     let _pulse = pulse::start(&["feed", "out"], "out", "feed.monitor");
     // Ten seconds of the speech clip, played into the microphone's sink as the call runs.
     let speech = speech_samples();
-    let looped: Vec<i16> = speech
-        .iter()
-        .cycle()
-        .take(10 * 48_000)
-        .map(|s| (s * i16::MAX as f32) as i16)
-        .collect();
-    let clip = std::env::temp_dir().join(format!("bc_feed_{}.wav", std::process::id()));
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&clip, spec).unwrap();
-    looped.iter().for_each(|s| writer.write_sample(*s).unwrap());
-    writer.finalize().unwrap();
+    let clip = looped_wav(&speech, 10, "feed");
 
     let service = service();
     let mut a = client(&service, "alice", Mic::None);

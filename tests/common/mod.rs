@@ -23,11 +23,39 @@ pub fn speech_path() -> PathBuf {
 
 /// The speech clip as 48 kHz mono samples.
 pub fn speech_samples() -> Vec<f32> {
-    let mut reader = hound::WavReader::open(speech_path()).expect("speech.wav");
+    wav_samples("speech.wav")
+}
+
+/// A clip under `assets/sounds/` (16-bit mono) as samples.
+pub fn wav_samples(name: &str) -> Vec<f32> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/sounds")
+        .join(name);
+    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     reader
         .samples::<i16>()
         .map(|s| s.expect("sample") as f32 / i16::MAX as f32)
         .collect()
+}
+
+/// Writes `seconds` of `samples`, looped, to a 48 kHz mono WAV in the temp folder (for a
+/// player outside the app); the caller removes it.
+pub fn looped_wav(samples: &[f32], seconds: usize, tag: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("bc_{tag}_{}.wav", std::process::id()));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).expect("a temp WAV");
+    for s in samples.iter().cycle().take(seconds * 48_000) {
+        writer
+            .write_sample((s * i16::MAX as f32) as i16)
+            .expect("a temp WAV");
+    }
+    writer.finalize().expect("a temp WAV");
+    path
 }
 
 /// Starts the embedded service on 127.0.0.1 with free ports.
