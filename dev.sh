@@ -9,8 +9,9 @@ cd "$(dirname "$0")"
 # str0m's aws-lc-rs (cmake, a C/C++ compiler), openh264's assembly (nasm; without it openh264
 # silently builds a slower C-only codec) and nokhwa's V4L2 bindings (libclang-dev, for bindgen).
 APT_PACKAGES=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev)
-# Test peers: a private PulseAudio daemon gives cpal a real (null-sink) speaker and microphone
-# through ALSA's pulse plugin; nftables drops packets on loopback for the packet-loss tests;
+# Test peers: a private PulseAudio daemon gives cpal real (null-sink) speakers and microphones
+# through ALSA's pulse plugin, with paplay, parec and module-loopback (a room's echo) around the
+# app; nftables drops packets on loopback for the packet-loss tests;
 # iproute2 makes the network namespaces and veth pairs of the calls-across-hosts test; Xvfb
 # with Mesa's Vulkan drivers (lavapipe) and the X libraries winit loads let the GPU-texture test
 # render a real window without a GPU.
