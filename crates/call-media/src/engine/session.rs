@@ -193,7 +193,7 @@ impl Session {
         let reference = playout
             .take_reference()
             .ok_or_else(|| media("the playout's reference was taken".into()))?;
-        let encoder = VoiceEncoder::new().map_err(|e| media(e.to_string()))?;
+        let encoder = VoiceEncoder::new(config.voice_frame).map_err(|e| media(e.to_string()))?;
         let keyframes = [
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
