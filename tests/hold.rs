@@ -207,3 +207,20 @@ fn in_a_call_of_three_the_others_keep_talking_while_one_holds() {
         },
     );
 }
+
+#[test]
+fn a_call_that_ends_on_hold_leaves_the_next_call_audible() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::Speech);
+    let (a_call, _) = connected_call(&mut a, &mut b);
+    a.trigger(Hold { call: a_call });
+    run_until(&mut [&mut a, &mut b], "A holds", |c| {
+        c[0].call(a_call).state == CallState::LocalHold
+    });
+    a.trigger(HangUp { call: a_call });
+    ended(&mut [&mut a, &mut b], 0, a_call);
+    connected_call(&mut a, &mut b);
+    let e = energy(&listen(&mut b, &mut a, 2 * 48_000, 48_000));
+    assert!(e > 0.002, "A hears B in the next call: {e}");
+}

@@ -58,7 +58,7 @@ impl Session {
     }
 
     /// Whether every connected call is on hold (and there is one).
-    fn all_held(&self) -> bool {
+    pub(super) fn all_held(&self) -> bool {
         let mut connected = self.calls.values().filter(|c| c.announced).peekable();
         connected.peek().is_some() && connected.all(|c| c.held)
     }

@@ -417,6 +417,8 @@ impl Session {
                 {
                     self.update_sources().await;
                 }
+                // A call that ended on hold must not keep the speaker silent for the next one.
+                self.playout.set_held(self.all_held());
                 self.emit(AgentEvent::CallEnded { call_id, reason });
                 self.update_devices().await;
             }
