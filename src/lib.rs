@@ -31,7 +31,7 @@ pub use call_media::device::{
 pub use call_media::video::pattern;
 pub use call_media::{AgentConfig, AgentConnection, AgentError, CommandError};
 pub use call_protocol::{
-    CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantState,
+    CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantState, Role,
 };
 pub use model::*;
 
@@ -132,5 +132,9 @@ pub mod prelude {
         SelectDevice, SetVoiceProcessing, StartCall, StartCallExt, StartScreenShare, StartVideo,
         StopScreenShare, StopVideo, StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo,
         VideoView, VoiceProcessing,
+    };
+    pub use crate::{
+        AddParticipants, AdmitParticipant, CallId, DominantSpeakers, HangUpForEveryone,
+        JoinGroupCall, RejectParticipant, RemoveParticipant, Role, SetLobby,
     };
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use bevy_calling::prelude::*;
-use bevy_calling::{AgentError, ErrorCode};
+use bevy_calling::{AgentError, ErrorCode, Role};
 use common::*;
 
 #[test]
@@ -205,7 +205,10 @@ fn bad_tokens_are_refused_with_typed_errors_and_no_session() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let expired = service.issuer().issue_at(&user, now - 120, now - 60).token;
+    let expired = service
+        .issuer()
+        .issue_at(&user, Role::Presenter, now - 120, now - 60)
+        .token;
     for (token, code) in [
         (forged, ErrorCode::InvalidToken),
         (expired, ErrorCode::TokenExpired),

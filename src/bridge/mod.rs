@@ -11,7 +11,7 @@ pub(crate) use devices::{
     select_device, set_voice_processing, start_meter, stop_meter, sync_devices, update_levels,
 };
 pub(crate) use receive::receive;
-pub(crate) use requests::{add_request_observers, outgoing_call};
+pub(crate) use requests::{add_request_observers, group_call, outgoing_call};
 
 use std::collections::HashMap;
 

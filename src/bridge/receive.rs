@@ -7,16 +7,16 @@ use bevy::prelude::*;
 use call_media::{AgentConnection, AgentError, AgentEvent};
 use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, MediaType, ParticipantInfo, ParticipantState,
-    StreamInfo,
+    Role, StreamInfo,
 };
 use crossbeam_channel::TryRecvError;
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
     AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState, CallStateChanged,
-    DeviceFailed, IncomingCall, LocalScreenShare, LocalVideoStream, ParticipantLeft, ParticipantOf,
-    ParticipantUpdated, Participants, RemoteParticipant, RemoteVideoStream, RequestError,
-    RequestFailed, StreamOf, Streams, VideoView,
+    DeviceFailed, DominantSpeakers, IncomingCall, LocalScreenShare, LocalVideoStream,
+    ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants, RemoteParticipant,
+    RemoteVideoStream, RequestError, RequestFailed, StreamOf, Streams, VideoView,
 };
 use crate::video::FrameFeed;
 
@@ -112,6 +112,14 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         }
         AgentEvent::CallRinging(call_id) => {
             set_state(world, agent, &call_id, CallState::Ringing, None)
+        }
+        AgentEvent::CallInLobby(call_id) => {
+            set_state(world, agent, &call_id, CallState::InLobby, None)
+        }
+        AgentEvent::DominantSpeakers { call_id, speakers } => {
+            if let Some(call) = find_call(world, agent, &call_id) {
+                world.entity_mut(call).insert(DominantSpeakers { speakers });
+            }
         }
         AgentEvent::CallConnected(call_id) => {
             set_state(world, agent, &call_id, CallState::Connected, None)
@@ -426,6 +434,7 @@ fn participant_left(
                     is_muted: false,
                     is_speaking: false,
                     streams: Vec::new(),
+                    role: Role::default(),
                 }),
                 ParticipantOf(call),
             ))

@@ -9,32 +9,47 @@ use call_protocol::{CallEndReason, CallId, CommunicationIdentifier, MediaType};
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
-    AcceptCall, Call, CallDirection, CallOf, CallState, CallStateChanged, HangUp, Hold, Mute,
-    ParticipantOf, RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed,
-    Resume, StartCall, StartScreenShare, StartVideo, StopScreenShare, StopVideo, StreamOf,
-    SubscribeVideo, Unmute, UnsubscribeVideo,
+    AcceptCall, AddParticipants, AdmitParticipant, Call, CallDirection, CallOf, CallState,
+    CallStateChanged, HangUp, HangUpForEveryone, Hold, JoinGroupCall, Mute, ParticipantOf,
+    RejectCall, RejectParticipant, RemoteParticipant, RemoteVideoStream, RemoveParticipant,
+    RequestError, RequestFailed, Resume, SetLobby, StartCall, StartScreenShare, StartVideo,
+    StopScreenShare, StopVideo, StreamOf, SubscribeVideo, Unmute, UnsubscribeVideo,
 };
 
-/// The part of a [`StartCall`] that waits on a new call entity until the call is placed.
+/// The part of a [`StartCall`] or [`JoinGroupCall`] that waits on a new call entity until the
+/// call is placed.
 #[derive(Component)]
 pub(crate) struct PlaceCall {
-    targets: Vec<CommunicationIdentifier>,
+    /// Whom to call; `None` joins the group call by the call's id.
+    targets: Option<Vec<CommunicationIdentifier>>,
     video: Option<DeviceId>,
 }
 
 /// The components of a new outgoing call entity.
 pub(crate) fn outgoing_call(request: StartCall) -> impl Bundle {
+    placed_call(
+        CallId::random(),
+        request.agent,
+        Some(request.targets),
+        request.video,
+    )
+}
+
+/// The components of a call entity joining a group call.
+pub(crate) fn group_call(request: JoinGroupCall) -> impl Bundle {
+    placed_call(request.group_id, request.agent, None, request.video)
+}
+
+fn placed_call(
+    id: CallId,
+    agent: Entity,
+    targets: Option<Vec<CommunicationIdentifier>>,
+    video: Option<DeviceId>,
+) -> impl Bundle {
     (
-        Call::new(
-            CallId::random(),
-            CallDirection::Outgoing,
-            CallState::Connecting,
-        ),
-        CallOf(request.agent),
-        PlaceCall {
-            targets: request.targets,
-            video: request.video,
-        },
+        Call::new(id, CallDirection::Outgoing, CallState::Connecting),
+        CallOf(agent),
+        PlaceCall { targets, video },
     )
 }
 
@@ -52,6 +67,12 @@ pub(crate) fn add_request_observers(app: &mut App) {
         .add_observer(call_request::<StopVideo>)
         .add_observer(call_request::<StartScreenShare>)
         .add_observer(call_request::<StopScreenShare>)
+        .add_observer(call_request::<AddParticipants>)
+        .add_observer(call_request::<RemoveParticipant>)
+        .add_observer(call_request::<HangUpForEveryone>)
+        .add_observer(call_request::<SetLobby>)
+        .add_observer(call_request::<AdmitParticipant>)
+        .add_observer(call_request::<RejectParticipant>)
         .add_observer(subscription::<SubscribeVideo>)
         .add_observer(subscription::<UnsubscribeVideo>);
 }
@@ -81,10 +102,14 @@ fn place_call(
     let Ok((mut c, of, place)) = calls.get_mut(call) else {
         return;
     };
-    let command = AgentCommand::StartCall {
-        call_id: c.id.clone(),
-        targets: place.targets.clone(),
-        camera: place.video.clone(),
+    let (call_id, camera) = (c.id.clone(), place.video.clone());
+    let command = match place.targets.clone() {
+        Some(targets) => AgentCommand::StartCall {
+            call_id,
+            targets,
+            camera,
+        },
+        None => AgentCommand::JoinGroup { call_id, camera },
     };
     match send(&links, of.0, command) {
         Ok(()) => {
@@ -117,6 +142,11 @@ pub(crate) enum CallRequest {
     SetMuted(bool),
     SetHold(bool),
     SetVideo(MediaType, Option<DeviceId>),
+    Invite(Vec<CommunicationIdentifier>),
+    Remove(CommunicationIdentifier),
+    EndForEveryone,
+    SetLobby(bool),
+    Admit(CommunicationIdentifier, bool),
 }
 
 /// A request event about one call.
@@ -199,6 +229,48 @@ impl ForCall for StopScreenShare {
     }
 }
 
+impl ForCall for AddParticipants {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::Invite(self.targets.clone()))
+    }
+}
+
+impl ForCall for RemoveParticipant {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::Remove(self.participant.clone()))
+    }
+}
+
+impl ForCall for HangUpForEveryone {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::EndForEveryone)
+    }
+}
+
+impl ForCall for SetLobby {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SetLobby(self.enabled))
+    }
+}
+
+impl ForCall for AdmitParticipant {
+    fn request(&self) -> (Entity, CallRequest) {
+        (
+            self.call,
+            CallRequest::Admit(self.participant.clone(), true),
+        )
+    }
+}
+
+impl ForCall for RejectParticipant {
+    fn request(&self) -> (Entity, CallRequest) {
+        (
+            self.call,
+            CallRequest::Admit(self.participant.clone(), false),
+        )
+    }
+}
+
 /// Applies one call request: the engine command, and the local state change it implies.
 fn call_request<R: ForCall>(
     request: On<R>,
@@ -247,6 +319,16 @@ fn call_request<R: ForCall>(
             None,
             Some(muted),
         ),
+        CallRequest::EndForEveryone if !ending => (
+            AgentCommand::EndForEveryone(id),
+            Some(CallState::Disconnecting),
+            None,
+        ),
+        // The service answers these with facts (roster changes) or a refusal.
+        request if !ending => match moderation(id, request) {
+            Some(command) => (command, None, None),
+            None => return,
+        },
         // A request that does not fit the call's state changes nothing.
         _ => return,
     };
@@ -265,6 +347,24 @@ fn call_request<R: ForCall>(
             reason: None,
         });
     }
+}
+
+/// The engine command of a request that only the service's answer changes anything for.
+fn moderation(call_id: CallId, request: CallRequest) -> Option<AgentCommand> {
+    Some(match request {
+        CallRequest::Invite(targets) => AgentCommand::AddParticipants { call_id, targets },
+        CallRequest::Remove(participant) => AgentCommand::RemoveParticipant {
+            call_id,
+            participant,
+        },
+        CallRequest::SetLobby(enabled) => AgentCommand::SetLobby { call_id, enabled },
+        CallRequest::Admit(participant, admit) => AgentCommand::Admit {
+            call_id,
+            participant,
+            admit,
+        },
+        _ => return None,
+    })
 }
 
 /// A request event about one remote stream: subscribe (`true`) or unsubscribe.

@@ -29,6 +29,9 @@ pub enum CallState {
     Connecting,
     /// The callee is being alerted.
     Ringing,
+    /// Waiting in a group call's lobby until an organizer admits it ([`CallState::Connected`])
+    /// or rejects it ([`CallState::Disconnected`], with the reason).
+    InLobby,
     /// In the call; media flows.
     Connected,
     /// This side put the call on hold ([`super::Hold`]): nothing is sent or played.

@@ -13,6 +13,7 @@
 mod agent;
 mod call;
 mod device;
+mod group;
 mod participant;
 mod stream;
 
@@ -21,6 +22,10 @@ pub use call::{Call, CallDirection, CallOf, CallState};
 pub use device::{
     Device, DeviceAdded, DeviceRemoved, DeviceSwitchReason, DeviceSwitched, LevelMeter,
     SelectDevice, SetVoiceProcessing,
+};
+pub use group::{
+    AddParticipants, AdmitParticipant, DominantSpeakers, HangUpForEveryone, JoinGroupCall,
+    RejectParticipant, RemoveParticipant, SetLobby,
 };
 pub use participant::{ParticipantOf, Participants, RemoteParticipant};
 pub use stream::{
@@ -50,17 +55,31 @@ pub trait StartCallExt {
     /// Spawns the outgoing [`Call`] entity for `request` and returns it; the call is placed
     /// when the spawn is applied, before any request triggered after it.
     fn start_call(&mut self, request: StartCall) -> Entity;
+
+    /// Spawns the [`Call`] entity joining a group call and returns it; the join is sent when
+    /// the spawn is applied, before any request triggered after it.
+    fn join_group_call(&mut self, request: JoinGroupCall) -> Entity;
 }
 
 impl StartCallExt for Commands<'_, '_> {
     fn start_call(&mut self, request: StartCall) -> Entity {
         self.spawn(crate::bridge::outgoing_call(request)).id()
     }
+
+    fn join_group_call(&mut self, request: JoinGroupCall) -> Entity {
+        self.spawn(crate::bridge::group_call(request)).id()
+    }
 }
 
 impl StartCallExt for World {
     fn start_call(&mut self, request: StartCall) -> Entity {
         let call = self.spawn(crate::bridge::outgoing_call(request)).id();
+        self.flush();
+        call
+    }
+
+    fn join_group_call(&mut self, request: JoinGroupCall) -> Entity {
+        let call = self.spawn(crate::bridge::group_call(request)).id();
         self.flush();
         call
     }

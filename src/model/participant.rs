@@ -1,7 +1,9 @@
 //! The other people in a call.
 
 use bevy::prelude::*;
-use call_protocol::{CallEndReason, CommunicationIdentifier, ParticipantInfo, ParticipantState};
+use call_protocol::{
+    CallEndReason, CommunicationIdentifier, ParticipantInfo, ParticipantState, Role,
+};
 
 /// Somebody else in a call. Participants who left stay, [`ParticipantState::Disconnected`] with
 /// their reason, until their call is despawned.
@@ -21,6 +23,9 @@ pub struct RemoteParticipant {
     pub is_muted: bool,
     /// Whether they are speaking now.
     pub is_speaking: bool,
+    /// What they may do in the call.
+    #[reflect(ignore)]
+    pub role: Role,
     /// Why they left; set exactly when `state` is [`ParticipantState::Disconnected`].
     #[reflect(ignore)]
     pub end_reason: Option<CallEndReason>,
@@ -34,6 +39,7 @@ impl From<ParticipantInfo> for RemoteParticipant {
             state: info.state,
             is_muted: info.is_muted,
             is_speaking: info.is_speaking,
+            role: info.role,
             end_reason: None,
         }
     }

@@ -67,6 +67,8 @@ pub fn service() -> CallService {
 pub enum Mic {
     /// The speech clip, looped.
     Speech,
+    /// A steady 440 Hz tone, for checking that audio never stops.
+    Tone,
     /// No microphone.
     None,
 }
@@ -103,6 +105,15 @@ pub fn client_in(app: App, service: &CallService, name: &str, mic: Mic) -> Clien
     let user = CommunicationIdentifier::user(name).expect("valid name");
     let token = service.issue_token(&user, Duration::from_secs(3600)).token;
     build_client(app, service, name, mic, token)
+}
+
+/// A client signed in as `8:acs:<name>` with a token that grants `role`.
+pub fn client_with_role(service: &CallService, name: &str, mic: Mic, role: Role) -> Client {
+    let user = CommunicationIdentifier::user(name).expect("valid name");
+    let token = service
+        .issue_token_with_role(&user, role, Duration::from_secs(3600))
+        .token;
+    build_client(App::new(), service, name, mic, token)
 }
 
 /// A client that signs in with the given token.
@@ -147,6 +158,7 @@ fn client_configured(
     let devices = app.world().resource::<Devices>().0.clone();
     let microphone = match mic {
         Mic::Speech => Some(devices.add_wav_microphone("speech", speech_path())),
+        Mic::Tone => Some(devices.add_tone_microphone("tone", 440.0, 0.3)),
         Mic::None => None,
     };
     let (speaker_id, speaker) = devices.add_recording_speaker("recorder", None);

@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 /// |---|---|---|
 /// | 0 | 0 | the local user hung up |
 /// | 0 | 1 | a remote participant hung up |
+/// | 0 | 2 | an organizer ended the call for everyone |
+/// | 0 | 3 | an organizer removed the participant from the call |
 /// | 400 | 0 | the request was invalid (no valid target) |
+/// | 403 | 0 | an organizer did not admit the participant from the lobby |
 /// | 404 | 0 | no user with that identity is signed in to the service |
+/// | 408 | 0 | the callee did not answer in time |
 /// | 487 | 0 | the caller hung up before the call was answered |
 /// | 603 | 0 | the callee declined the call |
 /// | 603 | 1 | the local user rejected the incoming call |
@@ -32,6 +36,14 @@ impl CallEndReason {
     pub const LOCAL_HANG_UP: Self = Self::new(0, 0);
     /// A remote participant hung up.
     pub const REMOTE_HANG_UP: Self = Self::new(0, 1);
+    /// An organizer ended the call for everyone.
+    pub const ENDED_FOR_EVERYONE: Self = Self::new(0, 2);
+    /// An organizer removed the participant from the call.
+    pub const REMOVED: Self = Self::new(0, 3);
+    /// An organizer did not admit the participant from the lobby.
+    pub const LOBBY_REJECTED: Self = Self::new(403, 0);
+    /// The callee did not answer before the service stopped ringing.
+    pub const NO_ANSWER: Self = Self::new(408, 0);
     /// The request was invalid, e.g. it named no valid target.
     pub const BAD_REQUEST: Self = Self::new(400, 0);
     /// No user with that identity is signed in to the service.
@@ -64,6 +76,10 @@ impl CallEndReason {
         match *self {
             Self::LOCAL_HANG_UP => "the local user hung up",
             Self::REMOTE_HANG_UP => "a remote participant hung up",
+            Self::ENDED_FOR_EVERYONE => "an organizer ended the call for everyone",
+            Self::REMOVED => "an organizer removed the participant from the call",
+            Self::LOBBY_REJECTED => "an organizer did not admit the participant from the lobby",
+            Self::NO_ANSWER => "the callee did not answer in time",
             Self::BAD_REQUEST => "the request was invalid",
             Self::USER_NOT_FOUND => "no user with that identity is signed in to the service",
             Self::CANCELLED => "the caller hung up before the call was answered",

@@ -8,11 +8,12 @@
 mod end_reason;
 mod identifier;
 mod message;
+mod participant;
 
 pub use end_reason::CallEndReason;
 pub use identifier::{CommunicationIdentifier, IdentifierError};
 pub use message::{
-    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, MediaType, PROTOCOL_VERSION,
-    ParticipantInfo, ParticipantState, ProtocolError, ServerMessage, StreamInfo, VIDEO_SLOTS,
-    decode, encode,
+    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    ProtocolError, ServerMessage, VIDEO_SLOTS, decode, encode,
 };
+pub use participant::{MediaType, ParticipantInfo, ParticipantState, Role, StreamInfo};

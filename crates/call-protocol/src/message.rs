@@ -8,7 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{CallEndReason, CommunicationIdentifier};
+use crate::{CallEndReason, CommunicationIdentifier, MediaType, ParticipantInfo};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -16,31 +16,13 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame either side accepts, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// How many audio streams the service sends to each client at once: one receive slot each.
+/// How many audio streams the service sends to each client at once, one receive slot each: the
+/// call's dominant speakers.
 pub const AUDIO_SLOTS: usize = 3;
 
 /// How many video streams a client can receive at once (9 camera + 1 screen sharing, or any
 /// mix): one receive slot each.
 pub const VIDEO_SLOTS: usize = 10;
-
-/// What a video stream carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MediaType {
-    /// A camera.
-    Video,
-    /// A shared screen or window.
-    ScreenSharing,
-}
-
-/// A video stream a participant offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamInfo {
-    /// What it carries.
-    pub media_type: MediaType,
-    /// Whether it is sending now (video on).
-    pub is_available: bool,
-}
 
 /// A call's id, chosen by the caller and unique on the service.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,52 +34,36 @@ impl CallId {
     pub fn random() -> Self {
         Self(format!("{:032x}", rand::random::<u128>()))
     }
+
+    /// A fresh random group call id: a GUID (`8-4-4-4-12` hex digits), as group calls have.
+    pub fn new_group() -> Self {
+        let hex = format!("{:032x}", rand::random::<u128>());
+        Self(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        ))
+    }
+
+    /// Whether the id is a GUID (`8-4-4-4-12` hex digits, either case): what group calls are
+    /// named by.
+    pub fn is_guid(&self) -> bool {
+        let groups: Vec<&str> = self.0.split('-').collect();
+        groups.len() == 5
+            && groups
+                .iter()
+                .zip([8, 4, 4, 4, 12])
+                .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
 }
 
 impl std::fmt::Display for CallId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// A remote participant's state, as the seed SDK names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ParticipantState {
-    /// Known to the call but not yet invited or alerted. Not sent yet: every participant the
-    /// service names is already being alerted; it comes with adding participants to group calls.
-    Idle,
-    /// Media flows before the participant answered. Not sent yet: it comes with phone
-    /// participants through the SIP gateway.
-    EarlyMedia,
-    /// Being alerted or joining.
-    Connecting,
-    /// In the call.
-    Connected,
-    /// Put the call on hold. Not sent yet: hold and resume are a planned feature.
-    Hold,
-    /// Waiting in the lobby. Not sent yet: lobbies come with group meetings.
-    InLobby,
-    /// Left the call; the reason comes with it (the client sets it on `participant_left`).
-    Disconnected,
-}
-
-/// What the service tells about one participant of a call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParticipantInfo {
-    /// Who it is.
-    pub id: CommunicationIdentifier,
-    /// The name they gave when they signed in.
-    pub display_name: String,
-    /// Where they are in the call.
-    pub state: ParticipantState,
-    /// Whether their microphone is muted.
-    pub is_muted: bool,
-    /// Whether the service hears them speaking now.
-    pub is_speaking: bool,
-    /// The video streams they offer.
-    #[serde(default)]
-    pub streams: Vec<StreamInfo>,
 }
 
 /// What a client sends to the service.
@@ -138,10 +104,58 @@ pub enum ClientMessage {
         /// Which call.
         call_id: CallId,
     },
+    /// Join the group call with this id (a GUID, [`CallId::new_group`]), starting it as its
+    /// first member. With the call's lobby on, anyone but an organizer waits there
+    /// ([`ServerMessage::InLobby`]) until admitted.
+    JoinGroup {
+        /// The group call's id.
+        call_id: CallId,
+    },
+    /// Invite more people into a call the sender is connected in; each one's client rings
+    /// with that call. A 1:1 call becomes a group call. Attendees may not invite.
+    AddParticipants {
+        /// Which call.
+        call_id: CallId,
+        /// Whom to invite.
+        targets: Vec<CommunicationIdentifier>,
+    },
+    /// Take a participant out of the call (organizers only): they and everyone else see it
+    /// with [`CallEndReason::REMOVED`].
+    RemoveParticipant {
+        /// Which call.
+        call_id: CallId,
+        /// Whom.
+        participant: CommunicationIdentifier,
+    },
     /// Leave a call.
     HangUp {
         /// Which call.
         call_id: CallId,
+    },
+    /// End the call for every participant (organizers only), with
+    /// [`CallEndReason::ENDED_FOR_EVERYONE`].
+    EndForEveryone {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// Turn the call's lobby on or off (organizers only). While on, people who join wait as
+    /// [`ParticipantState::InLobby`] until an organizer admits or rejects them; turning it off
+    /// leaves those already waiting there.
+    SetLobby {
+        /// Which call.
+        call_id: CallId,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Admit a participant waiting in the lobby into the call, or reject them (organizers
+    /// only); a rejected one leaves with [`CallEndReason::LOBBY_REJECTED`].
+    Admit {
+        /// Which call.
+        call_id: CallId,
+        /// Who waits.
+        participant: CommunicationIdentifier,
+        /// Admit (`true`) or reject.
+        admit: bool,
     },
     /// Mute or unmute the microphone in a call.
     SetMuted {
@@ -223,6 +237,20 @@ pub enum ServerMessage {
         /// Which call.
         call_id: CallId,
     },
+    /// This client waits in the call's lobby until an organizer admits it
+    /// ([`ServerMessage::CallConnected`]) or rejects it ([`ServerMessage::CallEnded`]).
+    InLobby {
+        /// Which call.
+        call_id: CallId,
+    },
+    /// The call's dominant speakers: whose voices the service forwards, the one who became
+    /// the loudest most recently first, at most [`AUDIO_SLOTS`].
+    DominantSpeakers {
+        /// Which call.
+        call_id: CallId,
+        /// Who, in that order.
+        speakers: Vec<CommunicationIdentifier>,
+    },
     /// The call ended for this client.
     CallEnded {
         /// Which call.
@@ -297,6 +325,9 @@ pub enum ErrorCode {
     UnknownCall,
     /// The request is well-formed but not allowed now.
     BadRequest,
+    /// The sender's role does not allow this request (for example, removing a participant
+    /// takes an organizer).
+    Forbidden,
     /// The client did not read its messages: so many waited for it that the service stopped
     /// queueing more. Nothing is dropped silently: the connection closes after this error and
     /// the session is signed out, so the client's calls see it leave as a lost connection.
@@ -436,6 +467,23 @@ mod tests {
             decode::<ClientMessage>(&huge),
             Err(ProtocolError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn group_ids_are_guids() {
+        let id = CallId::new_group();
+        assert!(id.is_guid(), "{id}");
+        assert_ne!(id, CallId::new_group());
+        assert!(CallId("29228d3e-040e-4656-a70e-890ab4e173E4".into()).is_guid());
+        for bad in [
+            "",
+            "c1",
+            "29228d3e040e4656a70e890ab4e173e4",
+            "29228d3e-040e-4656-a70e-890ab4e173eg",
+        ] {
+            assert!(!CallId(bad.into()).is_guid(), "{bad}");
+        }
+        assert!(!CallId::random().is_guid());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! [`crate::sfu`] loop only turns each [`Outgoing`] into an RTP write.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
-use call_protocol::MediaType;
+use call_protocol::{CallId, MediaType};
 
 use crate::router::{Leg, Router};
+use crate::speakers::Level;
 use crate::switchboard::SessionId;
 
 /// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
@@ -119,6 +121,12 @@ impl Forwarder {
         self.legs.retain(|&(leg_to, _, _), _| leg_to != to);
     }
 
+    /// Takes in an audio packet's level ([`Router::hear`]); returns the call whose dominant
+    /// speakers changed, if any.
+    pub fn hear(&mut self, from: SessionId, level: Option<Level>, at: Instant) -> Option<CallId> {
+        self.router.hear(from, level, at)
+    }
+
     /// Forgets a session that left: its routes (see [`Router::forget`]) and its legs.
     pub fn forget(&mut self, session: SessionId) {
         self.router.forget(session);
@@ -208,7 +216,8 @@ mod tests {
     const CAMERA: Source = Source::Video(MediaType::Video);
     const SCREEN: Source = Source::Video(MediaType::ScreenSharing);
 
-    /// A forwarder whose sessions are all open with every slot, in one call.
+    /// A forwarder whose sessions are all open with every slot, in one call, where the first
+    /// three have taken audio slots 0, 1 and 2 in that order.
     fn call(members: &[SessionId]) -> Forwarder {
         let mut f = Forwarder::default();
         for &s in members {
@@ -216,6 +225,9 @@ mod tests {
         }
         f.router_mut()
             .set_route(CallId("c".into()), members.to_vec());
+        for &s in members {
+            f.hear(s, None, Instant::now());
+        }
         f
     }
 
@@ -255,13 +267,13 @@ mod tests {
             f.forward(1, Source::Audio, 70_001, 5_960),
             [audio(2, 0, 1, 960)]
         );
-        assert_eq!(f.forward(2, Source::Audio, 9, 123), [audio(1, 0, 0, 0)]);
+        assert_eq!(f.forward(2, Source::Audio, 9, 123), [audio(1, 1, 0, 0)]);
         // Nobody subscribed to video: it goes nowhere.
         assert!(f.forward(1, CAMERA, 1, 1).is_empty());
     }
 
     #[test]
-    fn three_party_call_gives_each_receiver_the_others_in_call_order() {
+    fn three_party_call_gives_each_speaker_its_slot_on_every_other() {
         let mut f = call(&[1, 2, 3]);
         assert_eq!(
             sorted(f.forward(1, Source::Audio, 100, 0)),
@@ -269,11 +281,11 @@ mod tests {
         );
         assert_eq!(
             sorted(f.forward(2, Source::Audio, 500, 0)),
-            [audio(1, 0, 0, 0), audio(3, 1, 0, 0)]
+            [audio(1, 1, 0, 0), audio(3, 1, 0, 0)]
         );
         assert_eq!(
             sorted(f.forward(3, Source::Audio, 7, 0)),
-            [audio(1, 1, 0, 0), audio(2, 1, 0, 0)]
+            [audio(1, 2, 0, 0), audio(2, 2, 0, 0)]
         );
         // Each leg counts on its own.
         assert_eq!(
@@ -298,6 +310,7 @@ mod tests {
         let mut f = Forwarder::default();
         f.router_mut().set_route(CallId("c".into()), vec![1, 2]);
         f.router_mut().set_video(2, 3, Some((1, MediaType::Video)));
+        f.hear(1, None, Instant::now());
         assert!(f.forward(1, Source::Audio, 1, 0).is_empty());
         assert!(!f.is_open(2));
         f.open(2, 1, 2);

@@ -22,8 +22,9 @@ pub mod router;
 mod service;
 pub mod sfu;
 mod signaling;
+pub mod speakers;
 pub mod switchboard;
 pub mod token;
 
-pub use service::{CallService, ServiceConfig, ServiceError};
+pub use service::{CallService, DEFAULT_RING_TIMEOUT, ServiceConfig, ServiceError};
 pub use sfu::PeerTraffic;

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use call_protocol::CommunicationIdentifier;
+use call_protocol::{CommunicationIdentifier, Role};
 use call_service::token::TokenIssuer;
 use call_service::{CallService, ServiceConfig};
 use clap::{Parser, Subcommand};
@@ -45,6 +45,9 @@ enum Command {
         /// The user, e.g. `8:acs:alice`.
         #[arg(long)]
         user: CommunicationIdentifier,
+        /// What the user may do in calls: organizer, presenter or attendee.
+        #[arg(long, default_value_t = Role::Presenter)]
+        role: Role,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
@@ -62,8 +65,17 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     match Cli::parse().command {
-        Command::Token { user, ttl, secret } => {
-            let issued = TokenIssuer::new(secret.as_bytes()).issue(&user, Duration::from_secs(ttl));
+        Command::Token {
+            user,
+            role,
+            ttl,
+            secret,
+        } => {
+            let issued = TokenIssuer::new(secret.as_bytes()).issue_with_role(
+                &user,
+                role,
+                Duration::from_secs(ttl),
+            );
             println!("{}", issued.token);
             std::process::ExitCode::SUCCESS
         }
@@ -85,6 +97,7 @@ fn main() -> std::process::ExitCode {
                 media_port,
                 secret: secret.map(String::into_bytes),
                 dev_tokens,
+                ..ServiceConfig::default()
             };
             match CallService::start(config) {
                 Ok(service) => {

@@ -1,14 +1,17 @@
-//! The SFU's routes as plain data: which call each session is in, which receive slot of which
-//! receiver a sender's audio goes to, and which video slots subscribe to whom.
+//! The SFU's routes as plain data: which call each session is in, which of its members are the
+//! call's dominant speakers (whose audio goes out, each in its receive slot on every other
+//! member), and which video slots subscribe to whom.
 //! [`PendingRoutes`] carries route changes from signaling to the media loop.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
 use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 
+use crate::speakers::{DominantSpeakers, Level};
 use crate::switchboard::SessionId;
 
 /// One outgoing audio leg: a receiver and the receive slot on it.
@@ -23,11 +26,13 @@ pub struct Leg {
 /// A video stream as the SFU routes it: whose, and which of their two (camera, screen).
 pub type VideoSource = (SessionId, MediaType);
 
-/// Who exchanges media with whom: audio by call membership, video by subscription.
+/// Who exchanges media with whom: audio from each call's dominant speakers to its other
+/// members, video by subscription.
 #[derive(Debug, Default)]
 pub struct Router {
     calls: HashMap<CallId, Vec<SessionId>>,
     call_of: HashMap<SessionId, CallId>,
+    speakers: HashMap<CallId, DominantSpeakers>,
     video: HashMap<SessionId, [Option<VideoSource>; VIDEO_SLOTS]>,
 }
 
@@ -40,11 +45,16 @@ impl Router {
             self.call_of.remove(s);
         }
         if members.is_empty() {
+            self.speakers.remove(&call_id);
             return Vec::new();
         }
         for &s in &members {
             self.call_of.insert(s, call_id.clone());
         }
+        self.speakers
+            .entry(call_id.clone())
+            .or_insert_with(|| DominantSpeakers::new(AUDIO_SLOTS))
+            .retain(&members);
         let added = members
             .iter()
             .filter(|s| !old.contains(s))
@@ -134,22 +144,44 @@ impl Router {
             .and_then(|slots| slots.get(slot).copied().flatten())
     }
 
-    /// The legs an audio packet from `from` goes out on. Each receiver hears the other members in
-    /// call order, one per slot, up to [`AUDIO_SLOTS`].
+    /// Takes in an audio packet from `from` with its level (if its header has one): the sender
+    /// may become one of its call's dominant speakers ([`DominantSpeakers::hear`]). Returns the
+    /// call when its dominant speakers changed.
+    pub fn hear(&mut self, from: SessionId, level: Option<Level>, at: Instant) -> Option<CallId> {
+        let call = self.call_of.get(&from)?;
+        let (_, changed) = self.speakers.get_mut(call)?.hear(from, level, at);
+        changed.then(|| call.clone())
+    }
+
+    /// The members of `session`'s call route (itself included); none when it is in none.
+    pub fn members_with(&self, session: SessionId) -> &[SessionId] {
+        self.call_of
+            .get(&session)
+            .and_then(|call| self.calls.get(call))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// A call's dominant speakers, the one who most recently became the loudest first.
+    pub fn dominant(&self, call_id: &CallId) -> Vec<SessionId> {
+        self.speakers
+            .get(call_id)
+            .map(DominantSpeakers::list)
+            .unwrap_or_default()
+    }
+
+    /// The legs an audio packet from `from` goes out on: none unless it is a dominant speaker
+    /// of its call, then its slot on every other member.
     pub fn audio_legs(&self, from: SessionId) -> Vec<Leg> {
-        let Some(members) = self.call_of.get(&from).and_then(|c| self.calls.get(c)) else {
+        let Some(call) = self.call_of.get(&from) else {
             return Vec::new();
         };
-        members
+        let Some(slot) = self.speakers.get(call).and_then(|d| d.slot_of(from)) else {
+            return Vec::new();
+        };
+        self.calls[call]
             .iter()
             .filter(|&&to| to != from)
-            .filter_map(|&to| {
-                let slot = members
-                    .iter()
-                    .filter(|&&m| m != to)
-                    .position(|&m| m == from)?;
-                (slot < AUDIO_SLOTS).then_some(Leg { to, slot })
-            })
+            .map(|&to| Leg { to, slot })
             .collect()
     }
 }
@@ -217,25 +249,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_to_one_routes_each_to_the_other_on_slot_zero() {
+    fn one_to_one_routes_each_to_the_other() {
         let mut r = Router::default();
         r.set_route(CallId("c".into()), vec![1, 2]);
+        r.hear(1, None, Instant::now());
+        r.hear(2, None, Instant::now());
         assert_eq!(r.audio_legs(1), vec![Leg { to: 2, slot: 0 }]);
-        assert_eq!(r.audio_legs(2), vec![Leg { to: 1, slot: 0 }]);
+        assert_eq!(r.audio_legs(2), vec![Leg { to: 1, slot: 1 }]);
         assert!(r.audio_legs(3).is_empty());
         r.set_route(CallId("c".into()), vec![]);
         assert!(r.audio_legs(1).is_empty());
     }
 
     #[test]
-    fn slots_follow_call_order_and_stop_at_the_limit() {
+    fn only_dominant_speakers_go_out_each_on_its_slot_to_everyone_else() {
         let mut r = Router::default();
+        let now = Instant::now();
         r.set_route(CallId("c".into()), (1..=6).collect());
-        assert_eq!(r.audio_legs(1)[0], Leg { to: 2, slot: 0 });
-        assert_eq!(r.audio_legs(2)[0], Leg { to: 1, slot: 0 });
-        assert_eq!(r.audio_legs(3)[0], Leg { to: 1, slot: 1 });
-        // Session 6 is the fifth "other" for everyone: beyond AUDIO_SLOTS.
+        assert!(r.audio_legs(1).is_empty(), "nobody heard yet");
+        for s in 1..=6 {
+            r.hear(s, None, now);
+        }
+        assert_eq!(r.dominant(&CallId("c".into())), vec![1, 2, 3]);
+        let legs = r.audio_legs(2);
+        assert_eq!(legs.len(), 5);
+        assert!(legs.iter().all(|l| l.slot == 1 && l.to != 2));
+        // Session 6 is no dominant speaker: its audio goes nowhere.
         assert!(r.audio_legs(6).is_empty());
+        // One leaves the call: its slot is free for the next sender.
+        r.set_route(CallId("c".into()), vec![1, 3, 4, 5, 6]);
+        assert_eq!(r.hear(6, None, now), Some(CallId("c".into())));
+        assert_eq!(r.audio_legs(6).len(), 4);
+        assert!(r.audio_legs(6).iter().all(|l| l.slot == 1));
     }
 
     #[test]
@@ -279,6 +324,7 @@ mod tests {
         r.set_video(2, 0, None);
         assert_eq!(r.video.len(), 1);
         // Audio follows the call's route, which signaling updates on its own.
+        r.hear(1, None, Instant::now());
         assert_eq!(r.audio_legs(1).len(), 2);
     }
 

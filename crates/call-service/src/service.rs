@@ -6,13 +6,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use call_protocol::CommunicationIdentifier;
+use call_protocol::{CommunicationIdentifier, Role};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::router::PendingRoutes;
 use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
 use crate::token::{IssuedToken, TokenIssuer};
+
+/// How long a callee rings by default before the call gives up on them.
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to run a service.
 #[derive(Clone, Debug)]
@@ -34,6 +37,9 @@ pub struct ServiceConfig {
     pub secret: Option<Vec<u8>>,
     /// Serve `GET /dev/token?user=...`, which hands any user a token. For development only.
     pub dev_tokens: bool,
+    /// How long a callee rings before the call gives up on them
+    /// ([`CallEndReason::NO_ANSWER`](call_protocol::CallEndReason::NO_ANSWER)).
+    pub ring_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -46,6 +52,7 @@ impl Default for ServiceConfig {
             media_port: 0,
             secret: None,
             dev_tokens: true,
+            ring_timeout: DEFAULT_RING_TIMEOUT,
         }
     }
 }
@@ -128,7 +135,12 @@ impl CallService {
         let (media_tx, media_rx) = mpsc::channel(MEDIA_COMMANDS);
         let (facts_tx, facts_rx) = mpsc::channel(MEDIA_FACTS);
         let routes = Arc::new(PendingRoutes::default());
-        let shared = Shared::new(media_tx, routes.clone(), issuer.clone());
+        let shared = Shared::new(
+            media_tx,
+            routes.clone(),
+            issuer.clone(),
+            config.ring_timeout,
+        );
         let traffic = Traffic::default();
         let (sfu_traffic, handle) = (traffic.clone(), shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -207,9 +219,19 @@ impl CallService {
         self.media_addr
     }
 
-    /// Signs a token for `user` with this service's secret.
+    /// Signs a token for `user`, a [`Role::Presenter`], with this service's secret.
     pub fn issue_token(&self, user: &CommunicationIdentifier, ttl: Duration) -> IssuedToken {
         self.issuer.issue(user, ttl)
+    }
+
+    /// Signs a token for `user` with a call role, with this service's secret.
+    pub fn issue_token_with_role(
+        &self,
+        user: &CommunicationIdentifier,
+        role: Role,
+        ttl: Duration,
+    ) -> IssuedToken {
+        self.issuer.issue_with_role(user, role, ttl)
     }
 
     /// The media the SFU has sent to a signed-in user so far (payload bytes per kind), or `None`

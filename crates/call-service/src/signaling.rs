@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::Json;
@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use call_protocol::{
-    ClientMessage, CommunicationIdentifier, ErrorCode, MAX_MESSAGE_BYTES, ServerMessage, decode,
-    encode,
+    CallId, ClientMessage, CommunicationIdentifier, ErrorCode, MAX_MESSAGE_BYTES, Role,
+    ServerMessage, decode, encode,
 };
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -29,7 +29,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::router::PendingRoutes;
 use crate::sfu::{MediaCommand, MediaFact};
 use crate::switchboard::{Outbound, SessionId, Switchboard};
-use crate::token::{DEFAULT_TOKEN_TTL, TokenIssuer};
+use crate::token::{DEFAULT_TOKEN_TTL, Grant, TokenIssuer};
 
 /// The WebSocket layer refuses frames beyond this; frames between [`MAX_MESSAGE_BYTES`] and this
 /// get a typed error reply instead, so an oversized message never costs the connection.
@@ -39,8 +39,10 @@ const TRANSPORT_FRAME_LIMIT: usize = 16 * MAX_MESSAGE_BYTES;
 /// from another session that finds this many waiting (or a reply that waits past
 /// [`REPLY_PATIENCE`]) makes the client too slow, so it gets [`ErrorCode::TooSlow`], its
 /// connection closes and it is signed out (its calls see it leave as a lost connection). Only
-/// the messages still queued for that closing connection are dropped.
-const OUTBOX_CAPACITY: usize = 256;
+/// the messages still queued for that closing connection are dropped. Joining a call queues its
+/// whole roster at once, one message per participant, so this leaves room for calls of
+/// thousands.
+const OUTBOX_CAPACITY: usize = 4096;
 
 /// How long a reply to a client's own frame waits for room in its outbox before the client
 /// counts as too slow. Replies never find a full outbox "too slow" at once: a client that sends
@@ -65,6 +67,10 @@ pub(crate) struct Shared {
     routes: Arc<PendingRoutes>,
     issuer: TokenIssuer,
     next_session: AtomicU64,
+    /// How long a callee rings before the call gives up on it.
+    ring_timeout: Duration,
+    /// This, for the ring timers it starts.
+    me: Weak<Shared>,
 }
 
 impl Shared {
@@ -72,14 +78,17 @@ impl Shared {
         media: mpsc::Sender<MediaCommand>,
         routes: Arc<PendingRoutes>,
         issuer: TokenIssuer,
+        ring_timeout: Duration,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             board: Mutex::new(Switchboard::default()),
             outboxes: Mutex::new(HashMap::new()),
             media,
             routes,
             issuer,
             next_session: AtomicU64::new(1),
+            ring_timeout,
+            me: me.clone(),
         })
     }
 
@@ -118,9 +127,23 @@ impl Shared {
                 Outbound::Route { call_id, members } => self.routes.set_route(call_id, members),
                 Outbound::VideoRoute { to, slot, from } => self.routes.set_video(to, slot, from),
                 Outbound::Bot { session, present } => self.routes.set_bot(session, present),
+                Outbound::RingTimer { call_id, session } => self.ring_timer(call_id, session),
             }
         }
         result
+    }
+
+    /// Gives up on `session` ringing in the call after the ring timeout. One sleeping task per
+    /// ringing callee; a callee that answered meanwhile makes it a no-op.
+    fn ring_timer(&self, call_id: CallId, session: SessionId) {
+        let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            tokio::time::sleep(me.ring_timeout).await;
+            me.with_board(|b| ((), b.ring_timeout(&call_id, session)));
+        });
     }
 
     /// Applies the media loop's facts until it stops.
@@ -129,6 +152,9 @@ impl Shared {
             match fact {
                 MediaFact::Speaking { session, speaking } => {
                     self.with_board(|b| ((), b.set_speaking(session, speaking)));
+                }
+                MediaFact::DominantSpeakers { call_id, speakers } => {
+                    self.with_board(|b| ((), b.set_dominant(&call_id, speakers)));
                 }
             }
         }
@@ -149,14 +175,22 @@ pub(crate) fn router(shared: Arc<Shared>, dev_tokens: bool) -> axum::Router {
 #[derive(Deserialize)]
 struct TokenQuery {
     user: String,
+    role: Option<String>,
 }
 
-/// `GET /dev/token?user=8:acs:alice`: a fresh token for that user, as JSON.
+/// `GET /dev/token?user=8:acs:alice[&role=organizer]`: a fresh token for that user, as JSON.
 async fn dev_token(State(shared): State<Arc<Shared>>, Query(q): Query<TokenQuery>) -> Response {
+    let role = match q.role.as_deref().map(str::parse::<Role>).transpose() {
+        Ok(role) => role.unwrap_or_default(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
     match q.user.parse::<CommunicationIdentifier>() {
-        Ok(user @ CommunicationIdentifier::CommunicationUser(_)) => {
-            Json(shared.issuer.issue(&user, DEFAULT_TOKEN_TTL)).into_response()
-        }
+        Ok(user @ CommunicationIdentifier::CommunicationUser(_)) => Json(
+            shared
+                .issuer
+                .issue_with_role(&user, role, DEFAULT_TOKEN_TTL),
+        )
+        .into_response(),
         Ok(other) => (
             StatusCode::BAD_REQUEST,
             format!("`{other}` cannot sign in: tokens are for communication users (8:acs:<id>)"),
@@ -398,7 +432,7 @@ fn sign_in(
     if token.is_empty() {
         return Err(error(ErrorCode::MissingToken, "no access token was given"));
     }
-    let user = shared
+    let Grant { user, role } = shared
         .issuer
         .verify(token)
         .map_err(|e| error(e.code(), e.to_string()))?;
@@ -416,8 +450,8 @@ fn sign_in(
                 too_slow: too_slow.clone(),
             },
         );
-    tracing::debug!("session {session} signed in as {user}");
-    shared.with_board(|b| (b.sign_in(session, user, display_name), Vec::new()));
+    tracing::debug!("session {session} signed in as {user} ({role})");
+    shared.with_board(|b| (b.sign_in(session, user, role, display_name), Vec::new()));
     Ok(session)
 }
 

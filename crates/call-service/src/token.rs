@@ -1,4 +1,4 @@
-//! Access tokens: HS256 JWTs that carry a user id, the `voip` scope and an expiry.
+//! Access tokens: HS256 JWTs that carry a user id, the `voip` scope, a call role and an expiry.
 //!
 //! The service signs them with its secret ([`TokenIssuer::issue`]) and checks them when a client
 //! signs in ([`TokenIssuer::verify`]). Built on `jsonwebtoken` with its aws-lc-rs backend, the
@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use call_protocol::{CommunicationIdentifier, ErrorCode};
+use call_protocol::{CommunicationIdentifier, ErrorCode, Role};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,18 @@ pub struct Claims {
     pub exp: u64,
     /// Issue time, in seconds since the Unix epoch.
     pub iat: u64,
+    /// What the user may do in calls; absent means [`Role::Presenter`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+/// What a valid token grants: who signs in, with which role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The user it signs in.
+    pub user: CommunicationIdentifier,
+    /// What they may do in calls.
+    pub role: Role,
 }
 
 /// Why a token was refused.
@@ -69,6 +81,9 @@ pub struct IssuedToken {
     pub user: CommunicationIdentifier,
     /// Expiry, in seconds since the Unix epoch.
     pub expires_on: u64,
+    /// What they may do in calls.
+    #[serde(default)]
+    pub role: Role,
 }
 
 /// Signs and checks access tokens with one HMAC secret.
@@ -105,19 +120,36 @@ impl TokenIssuer {
         Self::new(&rand::random::<[u8; 32]>())
     }
 
-    /// Signs a `voip` token for `user` that expires after `ttl`.
+    /// Signs a `voip` token for `user`, a [`Role::Presenter`], that expires after `ttl`.
     pub fn issue(&self, user: &CommunicationIdentifier, ttl: Duration) -> IssuedToken {
+        self.issue_with_role(user, Role::Presenter, ttl)
+    }
+
+    /// Signs a `voip` token for `user` with a call role, that expires after `ttl`.
+    pub fn issue_with_role(
+        &self,
+        user: &CommunicationIdentifier,
+        role: Role,
+        ttl: Duration,
+    ) -> IssuedToken {
         let iat = now_secs();
-        self.issue_at(user, iat, iat + ttl.as_secs())
+        self.issue_at(user, role, iat, iat + ttl.as_secs())
     }
 
     /// Signs a `voip` token with explicit issue and expiry times (seconds since the epoch).
-    pub fn issue_at(&self, user: &CommunicationIdentifier, iat: u64, exp: u64) -> IssuedToken {
+    pub fn issue_at(
+        &self,
+        user: &CommunicationIdentifier,
+        role: Role,
+        iat: u64,
+        exp: u64,
+    ) -> IssuedToken {
         let claims = Claims {
             sub: user.raw_id(),
             scope: VOIP_SCOPE.to_owned(),
             exp,
             iat,
+            role: Some(role),
         };
         // HS256 signing with an HMAC key and plain claims cannot fail.
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -126,11 +158,12 @@ impl TokenIssuer {
             token,
             user: user.clone(),
             expires_on: exp,
+            role,
         }
     }
 
-    /// Checks a token and returns the user it signs in.
-    pub fn verify(&self, token: &str) -> Result<CommunicationIdentifier, TokenError> {
+    /// Checks a token and returns what it grants.
+    pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -144,8 +177,9 @@ impl TokenIssuer {
         if !data.claims.scope.split(' ').any(|s| s == VOIP_SCOPE) {
             return Err(TokenError::MissingScope);
         }
+        let role = data.claims.role.unwrap_or_default();
         match data.claims.sub.parse() {
-            Ok(user @ CommunicationIdentifier::CommunicationUser(_)) => Ok(user),
+            Ok(user @ CommunicationIdentifier::CommunicationUser(_)) => Ok(Grant { user, role }),
             Ok(other) => Err(TokenError::BadUser(other.raw_id())),
             Err(e) => Err(TokenError::BadUser(e.to_string())),
         }
@@ -164,8 +198,15 @@ mod tests {
     fn issued_token_verifies_to_its_user() {
         let issuer = TokenIssuer::random();
         let issued = issuer.issue(&alice(), DEFAULT_TOKEN_TTL);
-        assert_eq!(issuer.verify(&issued.token), Ok(alice()));
+        let grant = issuer.verify(&issued.token).unwrap();
+        assert_eq!(grant.user, alice());
+        assert_eq!(grant.role, Role::Presenter);
         assert!(issued.expires_on > now_secs());
+        let organizer = issuer.issue_with_role(&alice(), Role::Organizer, DEFAULT_TOKEN_TTL);
+        assert_eq!(
+            issuer.verify(&organizer.token).map(|g| g.role),
+            Ok(Role::Organizer)
+        );
     }
 
     #[test]
@@ -181,7 +222,7 @@ mod tests {
     fn expired_token_is_refused() {
         let issuer = TokenIssuer::random();
         let now = now_secs();
-        let old = issuer.issue_at(&alice(), now - 100, now - 1);
+        let old = issuer.issue_at(&alice(), Role::Presenter, now - 100, now - 1);
         assert_eq!(issuer.verify(&old.token), Err(TokenError::Expired));
         assert_eq!(TokenError::Expired.code(), ErrorCode::TokenExpired);
     }
@@ -198,6 +239,7 @@ mod tests {
             scope: "chat".into(),
             exp: now_secs() + 60,
             iat: now_secs(),
+            role: None,
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &issuer.encoding).unwrap();
         assert_eq!(issuer.verify(&token), Err(TokenError::MissingScope));

@@ -10,8 +10,10 @@
 //!
 //! - `mod.rs`: the public types, the [`Agent`] handle and the [`MediaRuntime`].
 //! - `session.rs`: signing in and the session loop (signaling, connection and command events).
+//! - `calls.rs`: commands to signaling messages, and server messages to facts.
 //! - `media.rs`: devices and video sources of a session, and sending microphone frames.
 
+mod calls;
 mod media;
 mod session;
 
@@ -69,8 +71,47 @@ pub enum AgentCommand {
     AcceptCall(CallId),
     /// Reject an incoming call.
     RejectCall(CallId),
+    /// Join (or start) the group call with this id, a GUID.
+    JoinGroup {
+        /// The group call's id.
+        call_id: CallId,
+        /// Start with video from this camera.
+        camera: Option<DeviceId>,
+    },
+    /// Invite more people into a call (a 1:1 call becomes a group call).
+    AddParticipants {
+        /// Which call.
+        call_id: CallId,
+        /// Whom to invite.
+        targets: Vec<CommunicationIdentifier>,
+    },
+    /// Take a participant out of a call (organizers only).
+    RemoveParticipant {
+        /// Which call.
+        call_id: CallId,
+        /// Whom.
+        participant: CommunicationIdentifier,
+    },
     /// Leave a call.
     HangUp(CallId),
+    /// End a call for every participant (organizers only).
+    EndForEveryone(CallId),
+    /// Turn a call's lobby on or off (organizers only).
+    SetLobby {
+        /// Which call.
+        call_id: CallId,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Admit a participant waiting in a call's lobby, or reject them (organizers only).
+    Admit {
+        /// Which call.
+        call_id: CallId,
+        /// Who waits.
+        participant: CommunicationIdentifier,
+        /// Admit (`true`) or reject.
+        admit: bool,
+    },
     /// Mute or unmute the microphone in a call.
     SetMuted {
         /// Which call.
@@ -189,6 +230,16 @@ pub enum AgentEvent {
     },
     /// The callees of an outgoing call are being alerted.
     CallRinging(CallId),
+    /// This agent waits in the call's lobby until an organizer admits or rejects it.
+    CallInLobby(CallId),
+    /// The call's dominant speakers changed: whose voices the service forwards, the one who
+    /// became the loudest most recently first.
+    DominantSpeakers {
+        /// The call.
+        call_id: CallId,
+        /// Who, in that order.
+        speakers: Vec<CommunicationIdentifier>,
+    },
     /// The call is connected and its media can flow.
     CallConnected(CallId),
     /// The call ended.

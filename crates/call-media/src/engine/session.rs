@@ -1,5 +1,6 @@
 //! Signing in and the session loop: one task per agent that owns the signaling link, the media
-//! connection and the devices, and reacts to commands, server messages and connection events.
+//! connection and the devices, and reacts to commands, server messages (`calls.rs`) and
+//! connection events.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,7 +69,9 @@ pub(super) async fn run(
         if events.overflowed() {
             return;
         }
-        if let AgentCommand::StartCall { call_id, .. } = command {
+        if let AgentCommand::StartCall { call_id, .. } | AgentCommand::JoinGroup { call_id, .. } =
+            command
+        {
             events.emit(AgentEvent::CallEnded {
                 call_id,
                 reason: CallEndReason::SERVICE_CONNECTION_LOST,
@@ -145,7 +148,7 @@ pub(super) struct Session {
     /// The senders' keyframe flags, which each media connection's RTCP raises.
     keyframes: [Arc<AtomicBool>; 2],
     /// When the current connection got its answer, while media is not up yet.
-    answered_at: Option<tokio::time::Instant>,
+    pub(super) answered_at: Option<tokio::time::Instant>,
     /// Media connections built so far.
     attempts: u32,
 }
@@ -315,165 +318,6 @@ impl Session {
         outcome
     }
 
-    async fn command(&mut self, command: AgentCommand) {
-        let message = match command {
-            AgentCommand::StartCall {
-                call_id,
-                targets,
-                camera,
-            } => {
-                self.calls.insert(call_id.clone(), CallEntry::default());
-                self.link.send(ClientMessage::StartCall {
-                    call_id: call_id.clone(),
-                    targets,
-                });
-                if camera.is_some() {
-                    self.set_video(call_id, MediaType::Video, camera).await;
-                }
-                return;
-            }
-            AgentCommand::SetVideo {
-                call_id,
-                media_type,
-                source,
-            } => {
-                self.set_video(call_id, media_type, source).await;
-                return;
-            }
-            AgentCommand::Subscribe {
-                call_id,
-                participant,
-                media_type,
-            } => ClientMessage::Subscribe {
-                call_id,
-                participant,
-                media_type,
-            },
-            AgentCommand::Unsubscribe {
-                call_id,
-                participant,
-                media_type,
-            } => ClientMessage::Unsubscribe {
-                call_id,
-                participant,
-                media_type,
-            },
-            AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
-            AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
-            AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
-            AgentCommand::SetVoiceProcessing(mode) => {
-                self.config.voice_processing = mode;
-                self.update_processor();
-                return;
-            }
-            AgentCommand::SetDevice { kind, device } => {
-                self.set_device(kind, device).await;
-                return;
-            }
-            AgentCommand::SetHold { call_id, held } => {
-                self.set_hold(call_id, held).await;
-                return;
-            }
-            AgentCommand::SetMuted { call_id, muted } => {
-                if let Some(call) = self.calls.get_mut(&call_id) {
-                    call.muted = muted;
-                }
-                ClientMessage::SetMuted { call_id, muted }
-            }
-        };
-        self.link.send(message);
-    }
-
-    async fn server_message(&mut self, message: ServerMessage) -> Result<(), AgentError> {
-        match message {
-            ServerMessage::Answer { sdp } => {
-                self.connection
-                    .apply_answer(sdp)
-                    .await
-                    .map_err(|e| AgentError::Media(e.to_string()))?;
-                self.answered_at = Some(tokio::time::Instant::now());
-            }
-            ServerMessage::IceCandidate { candidate } => {
-                if let Err(e) = self.connection.add_remote_candidate(candidate).await {
-                    tracing::debug!("ignoring the service's candidate: {e}");
-                }
-            }
-            ServerMessage::IncomingCall { call_id, caller } => {
-                self.calls.insert(call_id.clone(), CallEntry::default());
-                self.emit(AgentEvent::IncomingCall { call_id, caller });
-            }
-            ServerMessage::CallRinging { call_id } => self.emit(AgentEvent::CallRinging(call_id)),
-            ServerMessage::CallConnected { call_id } => {
-                if let Some(call) = self.calls.get_mut(&call_id) {
-                    call.connected = true;
-                }
-                self.announce_connected().await;
-            }
-            ServerMessage::CallEnded { call_id, reason } => {
-                if self
-                    .calls
-                    .remove(&call_id)
-                    .is_some_and(|c| c.video.iter().any(Option::is_some))
-                {
-                    self.update_sources().await;
-                }
-                // A call that ended on hold must not keep the speaker silent for the next one.
-                self.playout.set_held(self.all_held());
-                self.emit(AgentEvent::CallEnded { call_id, reason });
-                self.update_devices().await;
-            }
-            ServerMessage::ParticipantUpdated {
-                call_id,
-                participant,
-            } => {
-                self.emit(AgentEvent::ParticipantUpdated {
-                    call_id,
-                    participant,
-                });
-            }
-            ServerMessage::ParticipantLeft {
-                call_id,
-                id,
-                reason,
-            } => {
-                self.emit(AgentEvent::ParticipantLeft {
-                    call_id,
-                    id,
-                    reason,
-                });
-            }
-            ServerMessage::Error { code, message } => {
-                self.emit(AgentEvent::RequestFailed { code, message })
-            }
-            ServerMessage::Welcome { .. } => {}
-            ServerMessage::VideoRouted {
-                call_id,
-                participant,
-                media_type,
-                slot,
-            } => {
-                if let Some(frames) = self.connection.video_frames(slot as usize) {
-                    self.emit(AgentEvent::VideoRouted {
-                        call_id,
-                        participant,
-                        media_type,
-                        frames,
-                    });
-                }
-            }
-            ServerMessage::VideoUnrouted {
-                call_id,
-                participant,
-                media_type,
-            } => self.emit(AgentEvent::VideoUnrouted {
-                call_id,
-                participant,
-                media_type,
-            }),
-        }
-        Ok(())
-    }
-
     async fn connection_event(&mut self, event: ConnectionEvent) -> Result<(), AgentError> {
         match event {
             ConnectionEvent::LocalCandidate(candidate) => {
@@ -515,7 +359,7 @@ impl Session {
     }
 
     /// Tells the app about calls the service connected, once media can flow.
-    async fn announce_connected(&mut self) {
+    pub(super) async fn announce_connected(&mut self) {
         if !self.media_up {
             return;
         }

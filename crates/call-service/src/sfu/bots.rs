@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use call_protocol::AUDIO_SLOTS;
 use str0m::format::Codec;
 use str0m::rtp::ExtensionValues;
 
@@ -18,8 +19,8 @@ impl Sfu {
         if present {
             let bot = EchoBot::new(self.prompt.clone(), Instant::now());
             self.bots.insert(session, bot);
-            // It receives the caller's audio and camera, one slot each.
-            self.forwarder.open(session, 1, 1);
+            // It hears whoever speaks, on any audio slot, and receives the caller's camera.
+            self.forwarder.open(session, AUDIO_SLOTS, 1);
         } else {
             self.forget(session);
         }
@@ -42,13 +43,13 @@ impl Sfu {
             if due.is_empty() {
                 continue;
             }
-            // The bot speaks Opus as its caller's peer numbers it.
+            // The bot speaks Opus as the other members' peers number it.
             let Some(params) = self
                 .forwarder
                 .router()
-                .audio_legs(session)
-                .first()
-                .and_then(|leg| self.peers.get(&leg.to))
+                .members_with(session)
+                .iter()
+                .find_map(|s| self.peers.get(s))
                 .and_then(|peer| {
                     peer.rtc
                         .codec_config()

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use call_protocol::CallId;
 use tokio::sync::oneshot;
 
 use crate::forward::Kind;
@@ -92,7 +93,7 @@ impl Traffic {
 }
 
 /// Something the media loop observed that signaling tells clients about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaFact {
     /// A session started or stopped speaking, judged from its RFC 6464 audio levels.
     Speaking {
@@ -100,5 +101,13 @@ pub enum MediaFact {
         session: SessionId,
         /// Whether it carries speech now.
         speaking: bool,
+    },
+    /// A call's dominant speakers changed: whose audio goes out in its receive slots now, the
+    /// one who became the loudest most recently first.
+    DominantSpeakers {
+        /// Which call.
+        call_id: CallId,
+        /// Who, in that order.
+        speakers: Vec<SessionId>,
     },
 }

@@ -9,16 +9,18 @@
 
 mod bots;
 mod bridge;
+mod speaking;
 
 pub use bridge::{MEDIA_COMMANDS, MEDIA_FACTS, MediaCommand, MediaFact, PeerTraffic, Traffic};
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use call_protocol::{AUDIO_SLOTS, MediaType, VIDEO_SLOTS};
+use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::PayloadParams;
@@ -37,12 +39,10 @@ use crate::switchboard::SessionId;
 
 /// The least time between two keyframe requests to one publisher.
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(300);
-/// RFC 6464 levels are -dBov; a frame at or above -50 dBov with the voice bit counts as speech.
-const SPEECH_LEVEL: i8 = 50;
-/// How long after the last speech frame a sender still counts as speaking.
-const SPEAKING_HOLD: Duration = Duration::from_millis(400);
 /// The longest the loop sleeps when no peer asks for an earlier wake-up.
 const IDLE_TICK: Duration = Duration::from_millis(100);
+/// How many more waiting datagrams one wake-up of the loop takes from the socket.
+const RECEIVE_BATCH: usize = 64;
 
 /// One kind of media of a peer: the m-lines it sends on, and its receive slots.
 #[derive(Default)]
@@ -76,6 +76,8 @@ struct Peer {
     reported_speaking: bool,
     /// When each of its video streams was last asked for a keyframe.
     last_keyframe_request: [Option<Instant>; VIDEO_SENDS.len()],
+    /// When its entry in the loop's timer queue wakes it, if it has one.
+    wake: Option<Instant>,
 }
 
 /// The media loop's state. Runs on one task; nothing in it is shared.
@@ -85,6 +87,8 @@ pub struct Sfu {
     /// every received datagram as str0m sees it.
     advertised: SocketAddr,
     peers: HashMap<SessionId, Peer>,
+    /// When each peer must be driven next, earliest first ([`Sfu::schedule`]).
+    timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
     by_addr: HashMap<SocketAddr, SessionId>,
     forwarder: Forwarder,
     routes: Arc<PendingRoutes>,
@@ -99,6 +103,10 @@ pub struct Sfu {
     bots: HashMap<SessionId, EchoBot>,
     /// The bots' spoken prompt, encoded once.
     prompt: Arc<[Bytes]>,
+    /// Each call's dominant speakers as signaling last heard them.
+    dominant: HashMap<CallId, Vec<SessionId>>,
+    /// Calls whose dominant speakers changed while the fact channel was full.
+    dominant_unreported: HashSet<CallId>,
 }
 
 impl Sfu {
@@ -117,6 +125,7 @@ impl Sfu {
             socket,
             advertised,
             peers: HashMap::new(),
+            timers: BinaryHeap::new(),
             by_addr: HashMap::new(),
             forwarder: Forwarder::default(),
             routes,
@@ -131,6 +140,8 @@ impl Sfu {
                 tracing::error!("the echo bot's prompt did not encode ({e}); bots start silent");
                 Arc::from([])
             }),
+            dominant: HashMap::new(),
+            dominant_unreported: HashSet::new(),
         }
     }
 
@@ -160,12 +171,19 @@ impl Sfu {
         let mut buf = vec![0u8; 2000];
         let routes = self.routes.clone();
         loop {
-            let deadline = self.guarded(Self::drive_all).unwrap_or_else(Instant::now);
+            let deadline = self.guarded(Self::drive_due).unwrap_or_else(Instant::now);
             let deadline = self.bots_wake().map_or(deadline, |wake| wake.min(deadline));
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => {
                         self.guarded(|sfu| sfu.receive(source, &buf[..n]));
+                        // Take what else waits on the socket before the timers and channels.
+                        for _ in 0..RECEIVE_BATCH {
+                            let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else {
+                                break;
+                            };
+                            self.guarded(|sfu| sfu.receive(source, &buf[..n]));
+                        }
                     }
                     Err(e) => tracing::debug!("media socket receive failed: {e}"),
                 },
@@ -183,6 +201,7 @@ impl Sfu {
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.guarded(Self::tick_bots);
+            self.guarded(Self::report_unreported);
         }
         tracing::info!("media loop stopped");
     }
@@ -228,11 +247,16 @@ impl Sfu {
         for (call_id, members) in updates.calls {
             // One who joins or resumes from hold can only start decoding at keyframes, and the
             // others' decoders of its streams too.
-            for session in self.forwarder.router_mut().set_route(call_id, members) {
+            for session in self
+                .forwarder
+                .router_mut()
+                .set_route(call_id.clone(), members)
+            {
                 for stream in self.forwarder.router().video_streams_of(session) {
                     self.request_keyframe(stream);
                 }
             }
+            self.report_dominant(call_id);
         }
         for ((to, slot), from) in updates.video {
             self.forwarder.router_mut().set_video(to, slot, from);
@@ -275,6 +299,7 @@ impl Sfu {
                 last_speech: None,
                 reported_speaking: false,
                 last_keyframe_request: [None; VIDEO_SENDS.len()],
+                wake: None,
             },
         ) {
             old.rtc.disconnect();
@@ -282,6 +307,7 @@ impl Sfu {
         // A new peer has new streams: its legs start afresh once it connects.
         self.forwarder.close(session);
         self.by_addr.retain(|_, s| *s != session);
+        self.schedule(session, Instant::now());
         Ok(answer.to_sdp_string())
     }
 
@@ -319,29 +345,46 @@ impl Sfu {
         self.drive(session);
     }
 
-    /// Drives every peer's time and output; returns when the loop must wake next.
-    fn drive_all(&mut self) -> Instant {
+    /// Drives the peers whose timers are due (each peer only when its own deadline comes) and
+    /// drops the ones that died; returns when the loop must wake next.
+    fn drive_due(&mut self) -> Instant {
         let now = Instant::now();
-        let sessions: Vec<SessionId> = self.peers.keys().copied().collect();
-        let mut deadline = now + IDLE_TICK;
-        for session in sessions {
-            self.current = Some(session);
-            if let Some(peer) = self.peers.get_mut(&session) {
-                let _ = peer.rtc.handle_input(Input::Timeout(now));
-                self.update_speaking(session, now);
+        while let Some(&Reverse((at, session))) = self.timers.peek() {
+            if at > now {
+                break;
             }
-            deadline = deadline.min(self.drive(session));
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            if peer.wake != Some(at) {
+                // An entry replaced by an earlier one, already driven.
+                continue;
+            }
+            peer.wake = None;
+            self.current = Some(session);
+            let _ = peer.rtc.handle_input(Input::Timeout(now));
+            self.update_speaking(session, now);
+            self.drive(session);
+            if self.peers.get(&session).is_some_and(|p| !p.rtc.is_alive()) {
+                self.forget(session);
+            }
         }
-        let dead: Vec<SessionId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| !p.rtc.is_alive())
-            .map(|(&s, _)| s)
-            .collect();
-        for session in dead {
-            self.forget(session);
+        let next = self.timers.peek().map(|r| r.0.0);
+        next.map_or(now + IDLE_TICK, |at| at.min(now + IDLE_TICK))
+    }
+
+    /// Wakes `session`'s peer at `at`, or sooner if it is due sooner already. At most
+    /// [`IDLE_TICK`] ahead, so its speaking state is looked at that often.
+    fn schedule(&mut self, session: SessionId, at: Instant) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        let at = at.min(Instant::now() + IDLE_TICK);
+        if peer.wake.is_none_or(|wake| at < wake) {
+            peer.wake = Some(at);
+            self.timers.push(Reverse((at, session)));
         }
-        deadline
     }
 
     /// Drops a session's peer with everything the loop keeps about it: its addresses, its video
@@ -355,8 +398,15 @@ impl Sfu {
     }
 
     /// Polls one peer until it only waits for time, sending what it transmits and forwarding
+    /// the media it received, and schedules it for its next timeout.
+    fn drive(&mut self, session: SessionId) {
+        let timeout = self.poll(session);
+        self.schedule(session, timeout);
+    }
+
+    /// Polls one peer until it only waits for time, sending what it transmits and forwarding
     /// the media it received. Returns its next timeout.
-    fn drive(&mut self, session: SessionId) -> Instant {
+    fn poll(&mut self, session: SessionId) -> Instant {
         self.current = Some(session);
         let mut received = Vec::new();
         let mut keyframe_wanted = Vec::new();
@@ -443,37 +493,6 @@ impl Sfu {
         timeout
     }
 
-    fn note_level(&mut self, session: SessionId, packet: &RtpPacket) {
-        let ext = &packet.header.ext_vals;
-        let speech =
-            ext.voice_activity != Some(false) && ext.audio_level.is_some_and(|l| l <= SPEECH_LEVEL);
-        if let Some(peer) = self.peers.get_mut(&session)
-            && speech
-        {
-            peer.last_speech = Some(packet.timestamp);
-        }
-        self.update_speaking(session, packet.timestamp);
-    }
-
-    fn update_speaking(&mut self, session: SessionId, now: Instant) {
-        let Some(peer) = self.peers.get_mut(&session) else {
-            return;
-        };
-        let speaking = peer
-            .last_speech
-            .is_some_and(|t| now.saturating_duration_since(t) < SPEAKING_HOLD);
-        // A full channel leaves the state unreported; every turn of the loop tries again. A
-        // closed one means signaling is shutting down.
-        if speaking != peer.reported_speaking
-            && self
-                .facts
-                .try_send(MediaFact::Speaking { session, speaking })
-                .is_ok()
-        {
-            peer.reported_speaking = speaking;
-        }
-    }
-
     /// Asks a publisher for a keyframe of one stream, at most once per [`KEYFRAME_REQUEST_GAP`].
     fn request_keyframe(&mut self, (from, media_type): VideoSource) {
         // A bot's video is its caller's camera: ask the caller.
@@ -536,6 +555,13 @@ impl Sfu {
     /// go to the bot: audio is recorded, video comes straight back as the bot's own stream.
     fn send_copies(&mut self, from: SessionId, source: Source, media: &Media) {
         let now = Instant::now();
+        if source == Source::Audio
+            && let Some(call_id) =
+                self.forwarder
+                    .hear(from, speaking::level_of(&media.ext), media.at)
+        {
+            self.report_dominant(call_id);
+        }
         let copies = self.forwarder.forward(from, source, media.seq, media.ts);
         let mut echoes = Vec::new();
         for out in copies {

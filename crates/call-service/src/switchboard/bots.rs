@@ -1,7 +1,9 @@
 //! Echo bots: `8:echo123` is answered by a bot session made for that call alone, which joins,
 //! subscribes to the caller's camera (to echo it) and is dropped when the call ends.
 
-use call_protocol::{CallId, CommunicationIdentifier, MediaType, ParticipantState, StreamInfo};
+use call_protocol::{
+    CallId, CommunicationIdentifier, MediaType, ParticipantState, Role, StreamInfo,
+};
 use std::collections::BTreeSet;
 
 use super::{BOT_SESSIONS, Member, Outbound, Session, SessionId, Switchboard, VideoRoute, is_bot};
@@ -18,6 +20,7 @@ impl Switchboard {
             session,
             Session {
                 user: CommunicationIdentifier::EchoBot,
+                role: Role::Presenter,
                 display_name: BOT_NAME.into(),
                 calls: BTreeSet::new(),
             },
@@ -31,21 +34,16 @@ impl Switchboard {
         Member { session, info }
     }
 
-    /// Starts the bots of a call just placed: the SFU plays them, each answers at once and
-    /// receives the caller's camera, which it sends back.
-    pub(super) fn answer_bots(&mut self, call_id: &CallId) -> Vec<Outbound> {
-        let Some(call) = self.calls.get(call_id) else {
-            return Vec::new();
-        };
-        let caller = call.caller;
-        let bots: Vec<SessionId> = call
-            .members
-            .iter()
-            .map(|m| m.session)
-            .filter(|&s| is_bot(s))
-            .collect();
+    /// Starts bots just invited into a call by `caller`: the SFU plays them, each answers at
+    /// once and receives the caller's camera, which it sends back.
+    pub(super) fn answer_bots(
+        &mut self,
+        call_id: &CallId,
+        caller: SessionId,
+        bots: &[SessionId],
+    ) -> Vec<Outbound> {
         let mut out = Vec::new();
-        for bot in bots {
+        for &bot in bots {
             out.push(Outbound::Bot {
                 session: bot,
                 present: true,

@@ -5,7 +5,20 @@ use call_protocol::{
     ServerMessage,
 };
 
-use super::{CallRecord, Member, Outbound, Refusal, SessionId, Switchboard};
+use super::{CallRecord, Member, Outbound, Refusal, SessionId, Switchboard, is_bot};
+
+/// What inviting people into a call did.
+#[derive(Default)]
+pub(super) struct Invited {
+    /// The effects: incoming calls, ring timers, roster updates, unknown targets.
+    pub(super) out: Vec<Outbound>,
+    /// How many joined the call as ringing members (bots included).
+    pub(super) added: usize,
+    /// The echo bots made, for the caller to answer.
+    pub(super) bots: Vec<SessionId>,
+    /// Targets nobody could be rung for.
+    pub(super) unreachable: Vec<CommunicationIdentifier>,
+}
 
 impl Switchboard {
     pub(super) fn start_call(
@@ -20,85 +33,114 @@ impl Switchboard {
                 format!("call id `{call_id}` is in use"),
             ));
         }
-        let caller_user = self.sessions[&caller].user.clone();
-        let mut call = CallRecord {
-            caller,
-            connected: false,
-            members: vec![Member {
-                session: caller,
-                info: self.info_of(caller, ParticipantState::Connected),
-            }],
-        };
-        let mut out = Vec::new();
-        let mut unreachable = Vec::new();
-        for target in targets {
-            if target == CommunicationIdentifier::EchoBot {
-                let bot = self.new_bot();
-                call.members.push(bot);
-                continue;
-            }
-            match self.by_user.get(&target) {
-                Some(&callee) if target != caller_user && call.member_mut(callee).is_none() => {
-                    call.members.push(Member {
-                        session: callee,
-                        info: self.info_of(callee, ParticipantState::Connecting),
-                    });
-                }
-                _ => unreachable.push(target),
-            }
-        }
-        if call.members.len() < 2 {
-            let reason = if unreachable.iter().any(|t| t != &caller_user) {
+        let info = self.info_of(caller, ParticipantState::Connected);
+        self.calls
+            .insert(call_id.clone(), CallRecord::new(caller, info, false));
+        self.join_session(caller, &call_id);
+        let invited = self.invite(caller, &call_id, targets);
+        if invited.added == 0 {
+            // Nobody to ring: the call ends at once.
+            self.calls.remove(&call_id);
+            self.leave_session(caller, &call_id);
+            let caller_user = &self.sessions[&caller].user;
+            let reason = if invited.unreachable.iter().any(|t| t != caller_user) {
                 CallEndReason::USER_NOT_FOUND
             } else {
                 CallEndReason::BAD_REQUEST
             };
-            out.push(Outbound::Send(
+            return Ok(vec![Outbound::Send(
                 caller,
                 ServerMessage::CallEnded { call_id, reason },
-            ));
-            return Ok(out);
+            )]);
         }
-        out.push(Outbound::Send(
+        let mut out = vec![Outbound::Send(
             caller,
             ServerMessage::CallRinging {
                 call_id: call_id.clone(),
             },
-        ));
-        for m in &call.members[1..] {
-            out.push(Outbound::Send(
-                m.session,
-                ServerMessage::IncomingCall {
-                    call_id: call_id.clone(),
-                    caller: call.members[0].info.clone(),
-                },
-            ));
-            out.push(Outbound::Send(
-                caller,
-                ServerMessage::ParticipantUpdated {
-                    call_id: call_id.clone(),
-                    participant: m.info.clone(),
-                },
-            ));
+        )];
+        out.extend(invited.out);
+        out.extend(self.answer_bots(&call_id, caller, &invited.bots));
+        Ok(out)
+    }
+
+    /// Rings `targets` in a call `inviter` is in: each new member is `Connecting`, gets an
+    /// incoming call from the inviter, and everyone else sees them; unknown targets come back
+    /// to the inviter as left with [`CallEndReason::USER_NOT_FOUND`]. Echo bots are made here
+    /// and answered by the caller ([`Switchboard::answer_bots`]).
+    pub(super) fn invite(
+        &mut self,
+        inviter: SessionId,
+        call_id: &CallId,
+        targets: Vec<CommunicationIdentifier>,
+    ) -> Invited {
+        let mut invited = Invited::default();
+        let inviter_user = self.sessions[&inviter].user.clone();
+        let mut added = Vec::new();
+        for target in targets {
+            let member = if target == CommunicationIdentifier::EchoBot {
+                let bot = self.new_bot();
+                invited.bots.push(bot.session);
+                Some(bot)
+            } else {
+                let in_call = |s| {
+                    self.calls
+                        .get(call_id)
+                        .is_some_and(|c| c.state_of(s).is_some())
+                };
+                match self.by_user.get(&target) {
+                    Some(&callee) if target != inviter_user && !in_call(callee) => Some(Member {
+                        session: callee,
+                        info: self.info_of(callee, ParticipantState::Connecting),
+                    }),
+                    _ => None,
+                }
+            };
+            match member {
+                Some(m) => {
+                    added.push((m.session, m.info.clone()));
+                    self.join_session(m.session, call_id);
+                    if let Some(call) = self.calls.get_mut(call_id) {
+                        call.members.push(m);
+                    }
+                }
+                None => invited.unreachable.push(target),
+            }
         }
-        for id in unreachable {
-            out.push(Outbound::Send(
-                caller,
+        let Some(call) = self.calls.get(call_id) else {
+            return invited;
+        };
+        let Some(from) = call.members.iter().find(|m| m.session == inviter) else {
+            return invited;
+        };
+        for (session, info) in &added {
+            if !is_bot(*session) {
+                invited.out.push(Outbound::Send(
+                    *session,
+                    ServerMessage::IncomingCall {
+                        call_id: call_id.clone(),
+                        caller: from.info.clone(),
+                    },
+                ));
+                invited.out.push(Outbound::RingTimer {
+                    call_id: call_id.clone(),
+                    session: *session,
+                });
+            }
+            invited.out.extend(call.announce(call_id, *session, info));
+        }
+        for id in &invited.unreachable {
+            invited.out.push(Outbound::Send(
+                inviter,
                 ServerMessage::ParticipantLeft {
                     call_id: call_id.clone(),
-                    id,
+                    id: id.clone(),
                     reason: CallEndReason::USER_NOT_FOUND,
                 },
             ));
         }
-        for m in &call.members {
-            if let Some(s) = self.sessions.get_mut(&m.session) {
-                s.calls.insert(call_id.clone());
-            }
-        }
-        self.calls.insert(call_id.clone(), call);
-        out.extend(self.answer_bots(&call_id));
-        Ok(out)
+        invited.added = added.len();
+        invited
     }
 
     pub(super) fn accept(
@@ -107,16 +149,22 @@ impl Switchboard {
         call_id: &CallId,
     ) -> Result<Vec<Outbound>, Refusal> {
         self.pending_member(call_id, session)?;
-        let call = self
-            .calls
-            .get_mut(call_id)
-            .expect("pending_member checked the call exists");
+        Ok(self.connect_member(session, call_id))
+    }
+
+    /// Makes a ringing or waiting member `Connected`: it gets the call connected and the
+    /// roster, everyone else sees it, the caller of a call not yet answered hears it connect,
+    /// and media is routed anew.
+    pub(super) fn connect_member(&mut self, session: SessionId, call_id: &CallId) -> Vec<Outbound> {
         let mut out = Vec::new();
-        let accepter = call
-            .member_mut(session)
-            .expect("pending_member checked membership");
-        accepter.info.state = ParticipantState::Connected;
-        let info = accepter.info.clone();
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return out;
+        };
+        let Some(member) = call.member_mut(session) else {
+            return out;
+        };
+        member.info.state = ParticipantState::Connected;
+        let info = member.info.clone();
         out.push(Outbound::Send(
             session,
             ServerMessage::CallConnected {
@@ -132,6 +180,9 @@ impl Switchboard {
                 },
             ));
         }
+        if !call.dominant.is_empty() {
+            out.push(Outbound::Send(session, call.dominant_message(call_id)));
+        }
         out.extend(call.announce(call_id, session, &info));
         if !call.connected {
             call.connected = true;
@@ -143,7 +194,7 @@ impl Switchboard {
             ));
         }
         out.push(call.route(call_id));
-        Ok(out)
+        out
     }
 
     /// Holds or resumes a connected member. A held member leaves the call's media route (it
@@ -155,11 +206,7 @@ impl Switchboard {
         held: bool,
     ) -> Result<Vec<Outbound>, Refusal> {
         let call = self.call_of(call_id, session)?;
-        let state = call
-            .members
-            .iter()
-            .find(|m| m.session == session)
-            .map(|m| m.info.state);
+        let state = call.state_of(session);
         // The caller is `Connected` from the start: the call must be answered too.
         let state = state.filter(|_| call.connected);
         let next = match state {
@@ -222,10 +269,9 @@ impl Switchboard {
             return out;
         };
         let gone = call.members.remove(pos);
+        call.dominant.retain(|&s| s != session);
         let remaining: Vec<SessionId> = call.members.iter().map(|m| m.session).collect();
-        if let Some(s) = self.sessions.get_mut(&session) {
-            s.calls.remove(call_id);
-        }
+        self.leave_session(session, call_id);
         // Video to and from the one who left stops; the others are told.
         out.extend(
             self.unroute(session, |r| &r.call_id == call_id)
@@ -257,33 +303,62 @@ impl Switchboard {
                 },
             ));
         }
-        if call.members.len() >= 2 {
+        if call.goes_on() {
             out.push(call.route(call_id));
             out.extend(self.retire_bots(&[session]));
             return out;
         }
-        let call = self
-            .calls
-            .remove(call_id)
-            .expect("the call was found above");
-        for m in &call.members {
+        out.extend(self.end_call(call_id, |_| others));
+        out.extend(self.retire_bots(&[session]));
+        out
+    }
+
+    /// Ends a call for every member still in it, each with `reason(member)`: their video
+    /// routes of the call stop, the SFU drops the call's route, and its bots go.
+    pub(super) fn end_call(
+        &mut self,
+        call_id: &CallId,
+        reason: impl Fn(SessionId) -> CallEndReason,
+    ) -> Vec<Outbound> {
+        let Some(call) = self.calls.remove(call_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let sessions: Vec<SessionId> = call.members.iter().map(|m| m.session).collect();
+        for &session in &sessions {
+            out.extend(
+                self.unroute(session, |r| &r.call_id == call_id)
+                    .into_iter()
+                    .filter(|o| matches!(o, Outbound::VideoRoute { .. })),
+            );
             out.push(Outbound::Send(
-                m.session,
+                session,
                 ServerMessage::CallEnded {
                     call_id: call_id.clone(),
-                    reason: others,
+                    reason: reason(session),
                 },
             ));
-            if let Some(s) = self.sessions.get_mut(&m.session) {
-                s.calls.remove(call_id);
-            }
+            self.leave_session(session, call_id);
         }
         out.push(Outbound::Route {
             call_id: call_id.clone(),
             members: Vec::new(),
         });
-        let sessions: Vec<SessionId> = call.members.iter().map(|m| m.session).collect();
-        out.extend(self.retire_bots(&[&sessions[..], &[session]].concat()));
+        out.extend(self.retire_bots(&sessions));
         out
+    }
+
+    /// Records that `session` is in the call.
+    pub(super) fn join_session(&mut self, session: SessionId, call_id: &CallId) {
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.calls.insert(call_id.clone());
+        }
+    }
+
+    /// Records that `session` is no longer in the call.
+    pub(super) fn leave_session(&mut self, session: SessionId, call_id: &CallId) {
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.calls.remove(call_id);
+        }
     }
 }

@@ -5,11 +5,15 @@
 //! directly; [`crate::signaling`] owns the sockets and applies the effects.
 //!
 //! This file holds the types, sign-in and sign-out, and the request dispatch; `calls.rs` starts,
-//! answers and leaves calls, `video.rs` keeps each subscriber's video receive slots, and
-//! `tests.rs` holds the unit tests.
+//! answers, invites into and leaves calls, `group.rs` holds group calls by id, roles, the lobby
+//! and dominant speakers, `video.rs` keeps each subscriber's video receive slots, and `tests.rs`
+//! and `group_tests.rs` hold the unit tests.
 
 mod bots;
 mod calls;
+mod group;
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod tests;
 mod video;
@@ -18,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use call_protocol::{
     CallEndReason, CallId, ClientMessage, CommunicationIdentifier, ErrorCode, MediaType,
-    ParticipantInfo, ParticipantState, ServerMessage, StreamInfo, VIDEO_SLOTS,
+    ParticipantInfo, ParticipantState, Role, ServerMessage, StreamInfo, VIDEO_SLOTS,
 };
 
 /// One signed-in WebSocket connection, or an echo bot.
@@ -61,6 +65,14 @@ pub enum Outbound {
         /// The publisher and which of its streams, or none.
         from: Option<(SessionId, MediaType)>,
     },
+    /// `session` rings in the call: if it has not answered after the service's ring timeout,
+    /// call [`Switchboard::ring_timeout`].
+    RingTimer {
+        /// Which call.
+        call_id: CallId,
+        /// Who rings.
+        session: SessionId,
+    },
 }
 
 /// A request the switchboard refuses, answered with [`ServerMessage::Error`].
@@ -85,6 +97,7 @@ impl Refusal {
 #[derive(Debug)]
 struct Session {
     user: CommunicationIdentifier,
+    role: Role,
     display_name: String,
     calls: BTreeSet<CallId>,
 }
@@ -105,14 +118,66 @@ struct VideoRoute {
 
 #[derive(Debug)]
 struct CallRecord {
+    /// Who placed it (or joined a group call first).
     caller: SessionId,
+    /// Somebody answered (a group call is connected from its first joiner).
     connected: bool,
+    /// Joined by id: it goes on while anyone is in it, rather than ending below two members.
+    group: bool,
+    /// Joiners who are not organizers wait as [`ParticipantState::InLobby`].
+    lobby: bool,
     members: Vec<Member>,
+    /// The dominant speakers the SFU last reported, loudest first.
+    dominant: Vec<SessionId>,
 }
 
 impl CallRecord {
+    fn new(caller: SessionId, info: ParticipantInfo, group: bool) -> Self {
+        Self {
+            caller,
+            connected: group,
+            group,
+            lobby: false,
+            members: vec![Member {
+                session: caller,
+                info,
+            }],
+            dominant: Vec::new(),
+        }
+    }
+
     fn member_mut(&mut self, session: SessionId) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.session == session)
+    }
+
+    fn state_of(&self, session: SessionId) -> Option<ParticipantState> {
+        self.members
+            .iter()
+            .find(|m| m.session == session)
+            .map(|m| m.info.state)
+    }
+
+    /// The member who is `id` (any of a user's sessions in the call).
+    fn session_of(&self, id: &CommunicationIdentifier) -> Option<SessionId> {
+        self.members
+            .iter()
+            .find(|m| &m.info.id == id)
+            .map(|m| m.session)
+    }
+
+    /// Whether the call goes on: a group call while anyone is in it (not only ringing or
+    /// waiting in the lobby), any other call while two members are left.
+    fn goes_on(&self) -> bool {
+        if self.group {
+            self.members.iter().any(|m| {
+                matches!(
+                    m.info.state,
+                    ParticipantState::Connected | ParticipantState::Hold
+                )
+            })
+        } else {
+            self.members.len() >= 2
+        }
     }
 
     fn connected_sessions(&self) -> Vec<SessionId> {
@@ -170,11 +235,13 @@ pub struct Switchboard {
 }
 
 impl Switchboard {
-    /// Registers a signed-in session. A user signed in twice is reached on the newer session.
+    /// Registers a signed-in session with its token's role. A user signed in twice is reached
+    /// on the newer session.
     pub fn sign_in(
         &mut self,
         session: SessionId,
         user: CommunicationIdentifier,
+        role: Role,
         display_name: String,
     ) {
         self.by_user.insert(user.clone(), session);
@@ -182,6 +249,7 @@ impl Switchboard {
             session,
             Session {
                 user,
+                role,
                 display_name,
                 calls: BTreeSet::new(),
             },
@@ -244,11 +312,7 @@ impl Switchboard {
             }
             ClientMessage::HangUp { call_id } => {
                 let call = self.call_of(&call_id, session)?;
-                let state = call
-                    .members
-                    .iter()
-                    .find(|m| m.session == session)
-                    .map(|m| m.info.state);
+                let state = call.state_of(session);
                 let others = if state == Some(ParticipantState::Connecting) {
                     CallEndReason::DECLINED
                 } else if !call.connected && call.caller == session {
@@ -284,6 +348,27 @@ impl Switchboard {
                 }))
             }
             ClientMessage::SetHold { call_id, held } => self.set_hold(session, &call_id, held),
+            ClientMessage::JoinGroup { call_id } => self.join_group(session, call_id),
+            ClientMessage::AddParticipants { call_id, targets } => {
+                self.add_participants(session, &call_id, targets)
+            }
+            ClientMessage::RemoveParticipant {
+                call_id,
+                participant,
+            } => self.remove(session, &call_id, &participant),
+            ClientMessage::EndForEveryone { call_id } => self.end_for_everyone(session, &call_id),
+            ClientMessage::SetLobby { call_id, enabled } => {
+                self.moderator_in(&call_id, session)?;
+                if let Some(call) = self.calls.get_mut(&call_id) {
+                    call.lobby = enabled;
+                }
+                Ok(Vec::new())
+            }
+            ClientMessage::Admit {
+                call_id,
+                participant,
+                admit,
+            } => self.admit(session, &call_id, &participant, admit),
             ClientMessage::Subscribe {
                 call_id,
                 participant,
@@ -337,6 +422,7 @@ impl Switchboard {
                 media_type: MediaType::Video,
                 is_available: false,
             }],
+            role: s.role,
         }
     }
 

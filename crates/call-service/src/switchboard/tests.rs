@@ -5,14 +5,14 @@ use super::*;
 const A: SessionId = 1;
 const B: SessionId = 2;
 
-fn user(name: &str) -> CommunicationIdentifier {
+pub(super) fn user(name: &str) -> CommunicationIdentifier {
     CommunicationIdentifier::user(name).unwrap()
 }
 
 fn board() -> Switchboard {
     let mut sb = Switchboard::default();
-    sb.sign_in(A, user("alice"), "Alice".into());
-    sb.sign_in(B, user("bob"), "Bob".into());
+    sb.sign_in(A, user("alice"), Role::Presenter, "Alice".into());
+    sb.sign_in(B, user("bob"), Role::Presenter, "Bob".into());
     sb
 }
 
@@ -31,7 +31,7 @@ fn start(sb: &mut Switchboard, target: &str) -> Vec<Outbound> {
     .unwrap()
 }
 
-fn sent_to(out: &[Outbound], session: SessionId) -> Vec<&ServerMessage> {
+pub(super) fn sent_to(out: &[Outbound], session: SessionId) -> Vec<&ServerMessage> {
     out.iter()
         .filter_map(|o| match o {
             Outbound::Send(s, m) if *s == session => Some(m),
@@ -40,7 +40,7 @@ fn sent_to(out: &[Outbound], session: SessionId) -> Vec<&ServerMessage> {
         .collect()
 }
 
-fn ended(out: &[Outbound], session: SessionId) -> Option<CallEndReason> {
+pub(super) fn ended(out: &[Outbound], session: SessionId) -> Option<CallEndReason> {
     sent_to(out, session).into_iter().find_map(|m| match m {
         ServerMessage::CallEnded { reason, .. } => Some(*reason),
         _ => None,
@@ -331,7 +331,7 @@ fn hold_takes_a_member_out_of_the_media_route_until_resumed() {
 fn a_held_member_of_three_leaves_the_other_two_talking() {
     const C: SessionId = 3;
     let mut sb = board();
-    sb.sign_in(C, user("carol"), "Carol".into());
+    sb.sign_in(C, user("carol"), Role::Presenter, "Carol".into());
     sb.handle(
         A,
         ClientMessage::StartCall {
