@@ -10,7 +10,7 @@ use call_protocol::{CommunicationIdentifier, Role};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::router::PendingRoutes;
-use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, PeerTraffic, Sfu, Traffic};
+use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, Outbox, PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
 use crate::token::{IssuedToken, TokenIssuer};
 
@@ -128,6 +128,10 @@ impl CallService {
             .map_err(bind_error("signaling", http_addr))?;
         udp.set_nonblocking(true)
             .map_err(bind_error("media", media_bound))?;
+        let outbox = udp
+            .try_clone()
+            .and_then(Outbox::start)
+            .map_err(ServiceError::Runtime)?;
         // Clients reach the socket at the advertised address, on the port it was bound to.
         let media_addr = SocketAddr::new(advertised_ip, media_bound.port());
 
@@ -158,7 +162,7 @@ impl CallService {
                             return;
                         }
                     };
-                    let sfu = Sfu::new(udp, media_addr, routes, facts_tx, sfu_traffic);
+                    let sfu = Sfu::new(udp, outbox, media_addr, routes, facts_tx, sfu_traffic);
                     let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
                     tokio::spawn(shared.relay_facts(facts_rx));

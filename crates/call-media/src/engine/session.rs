@@ -26,11 +26,12 @@ const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the media connection may take to come up after signing in. Past it the agent is
 /// disconnected with a media error rather than left `Connecting` for ever.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long after the answer the media connection may stay down before it is built again and
-/// re-offered. On a loaded machine a DTLS handshake sometimes stalls for good after ICE
-/// completed (the SFU saw the pair nominated and never a finished handshake); a fresh
-/// connection recovers where waiting does not.
-const MEDIA_RETRY: Duration = Duration::from_secs(5);
+/// How long after the answer the first media connection may stay down before it is built again
+/// and re-offered; each later attempt waits twice as long as the one before (backoff, so a
+/// service busy with many handshakes is not offered more of them). On a loaded machine a DTLS
+/// handshake sometimes stalls for good after ICE completed (the SFU saw the pair nominated and
+/// never a finished handshake); a fresh connection recovers where waiting does not.
+const MEDIA_RETRY: Duration = Duration::from_secs(3);
 /// Fresh connections tried before [`MEDIA_TIMEOUT`] decides.
 const MEDIA_ATTEMPTS: u32 = 3;
 
@@ -251,7 +252,7 @@ impl Session {
                 break Some(AgentError::Overloaded);
             }
             tokio::select! {
-                _ = retry_at(self.answered_at), if !self.media_up && self.attempts < MEDIA_ATTEMPTS => {
+                _ = retry_at(self.answered_at, self.attempts), if !self.media_up && self.attempts < MEDIA_ATTEMPTS => {
                     if let Err(e) = self.reconnect().await {
                         break Some(e);
                     }
@@ -344,7 +345,8 @@ impl Session {
     /// service replaces the session's peer).
     async fn reconnect(&mut self) -> Result<(), AgentError> {
         tracing::warn!(
-            "media connection not up {MEDIA_RETRY:?} after the answer; building it again (attempt {})",
+            "media connection not up {:?} after the answer; building it again (attempt {})",
+            retry_after(self.attempts),
             self.attempts + 1
         );
         let (connection, events, offer) =
@@ -377,10 +379,17 @@ impl Session {
     }
 }
 
-/// When a connection answered at `answered` is given up for a fresh one; never before an answer.
-async fn retry_at(answered: Option<tokio::time::Instant>) {
+/// How long attempt `attempt` (counting from 1) waits after its answer: [`MEDIA_RETRY`], then
+/// twice as long each time.
+fn retry_after(attempt: u32) -> Duration {
+    MEDIA_RETRY * 2u32.saturating_pow(attempt.saturating_sub(1))
+}
+
+/// When connection attempt `attempt`, answered at `answered`, is given up for a fresh one;
+/// never before an answer.
+async fn retry_at(answered: Option<tokio::time::Instant>, attempt: u32) {
     match answered {
-        Some(at) => tokio::time::sleep_until(at + MEDIA_RETRY).await,
+        Some(at) => tokio::time::sleep_until(at + retry_after(attempt)).await,
         None => std::future::pending().await,
     }
 }

@@ -9,9 +9,13 @@
 
 mod bots;
 mod bridge;
+mod forwarding;
+mod sender;
 mod speaking;
 
 pub use bridge::{MEDIA_COMMANDS, MEDIA_FACTS, MediaCommand, MediaFact, PeerTraffic, Traffic};
+use forwarding::Media;
+pub use sender::{Outbox, SEND_QUEUE};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -23,18 +27,16 @@ use bytes::Bytes;
 use call_protocol::{AUDIO_SLOTS, CallId, MediaType, VIDEO_SLOTS};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
-use str0m::format::PayloadParams;
-use str0m::media::KeyframeRequestKind;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::echo::EchoBot;
-use crate::forward::{Forwarder, Kind, Source};
-use crate::router::{PendingRoutes, VideoSource};
+use crate::forward::{Forwarder, Source};
+use crate::router::PendingRoutes;
 use crate::switchboard::SessionId;
 
 /// The least time between two keyframe requests to one publisher.
@@ -78,17 +80,24 @@ struct Peer {
     last_keyframe_request: [Option<Instant>; VIDEO_SENDS.len()],
     /// When its entry in the loop's timer queue wakes it, if it has one.
     wake: Option<Instant>,
+    /// Packets were written to it that [`Sfu::flush`] has not sent yet.
+    written: bool,
 }
 
-/// The media loop's state. Runs on one task; nothing in it is shared.
+/// The media loop's state. Runs on one task; nothing in it is shared but the sending thread's
+/// queue.
 pub struct Sfu {
+    /// Receives; datagrams leave through `outbox`, on a clone of it.
     socket: UdpSocket,
+    outbox: Outbox,
     /// The address clients reach the socket at: the host candidate, and so the destination of
     /// every received datagram as str0m sees it.
     advertised: SocketAddr,
     peers: HashMap<SessionId, Peer>,
     /// When each peer must be driven next, earliest first ([`Sfu::schedule`]).
     timers: BinaryHeap<Reverse<(Instant, SessionId)>>,
+    /// Receivers with packets written this turn, for [`Sfu::flush`].
+    written: Vec<SessionId>,
     by_addr: HashMap<SocketAddr, SessionId>,
     forwarder: Forwarder,
     routes: Arc<PendingRoutes>,
@@ -110,12 +119,14 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// A loop on `socket`, reached by clients at `advertised`, a concrete address. str0m matches
-    /// STUN requests against the host candidate it advertises, so that address is both the
-    /// candidate and the destination of every datagram received, wherever the socket is bound
-    /// (`0.0.0.0`, or a container address behind NAT).
+    /// A loop receiving on `socket` and sending through `outbox` (a sending thread on a clone of
+    /// it), reached by clients at `advertised`, a concrete address. str0m matches STUN requests
+    /// against the host candidate it advertises, so that address is both the candidate and the
+    /// destination of every datagram received, wherever the socket is bound (`0.0.0.0`, or a
+    /// container address behind NAT).
     pub fn new(
         socket: UdpSocket,
+        outbox: Outbox,
         advertised: SocketAddr,
         routes: Arc<PendingRoutes>,
         facts: mpsc::Sender<MediaFact>,
@@ -123,9 +134,11 @@ impl Sfu {
     ) -> Self {
         Self {
             socket,
+            outbox,
             advertised,
             peers: HashMap::new(),
             timers: BinaryHeap::new(),
+            written: Vec::new(),
             by_addr: HashMap::new(),
             forwarder: Forwarder::default(),
             routes,
@@ -201,6 +214,11 @@ impl Sfu {
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.guarded(Self::tick_bots);
+            // Until flushed, nothing a receiver is owed leaves; a panic mid-way drops that peer
+            // and the next call goes on with the rest.
+            while !self.written.is_empty() {
+                self.guarded(Self::flush);
+            }
             self.guarded(Self::report_unreported);
         }
         tracing::info!("media loop stopped");
@@ -300,6 +318,7 @@ impl Sfu {
                 reported_speaking: false,
                 last_keyframe_request: [None; VIDEO_SENDS.len()],
                 wake: None,
+                written: false,
             },
         ) {
             old.rtc.disconnect();
@@ -420,11 +439,7 @@ impl Sfu {
                 }
                 match peer.rtc.poll_output() {
                     Ok(Output::Timeout(t)) => break t,
-                    Ok(Output::Transmit(t)) => {
-                        if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
-                            tracing::debug!("media send to {} failed: {e}", t.destination);
-                        }
-                    }
+                    Ok(Output::Transmit(t)) => self.outbox.send(t.destination, t.contents.into()),
                     Ok(Output::Event(event)) => match event {
                         Event::Connected => self.forwarder.open(
                             session,
@@ -492,145 +507,6 @@ impl Sfu {
         }
         timeout
     }
-
-    /// Asks a publisher for a keyframe of one stream, at most once per [`KEYFRAME_REQUEST_GAP`].
-    fn request_keyframe(&mut self, (from, media_type): VideoSource) {
-        // A bot's video is its caller's camera: ask the caller.
-        if self.bots.contains_key(&from) {
-            if let Some(source) = self.forwarder.router().video_source(from, 0) {
-                self.request_keyframe(source);
-            }
-            return;
-        }
-        let now = Instant::now();
-        self.current = Some(from);
-        let Some(peer) = self.peers.get_mut(&from) else {
-            return;
-        };
-        let Some(i) = VIDEO_SENDS.iter().position(|t| *t == media_type) else {
-            return;
-        };
-        if peer.last_keyframe_request[i]
-            .is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_REQUEST_GAP)
-        {
-            return;
-        }
-        let Some(&mid) = peer.video.send.get(i) else {
-            return;
-        };
-        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(mid, None) {
-            rx.request_keyframe(KeyframeRequestKind::Pli);
-            peer.last_keyframe_request[i] = Some(now);
-        }
-    }
-
-    /// Sends a packet received from `from` out on every leg the forwarder names for it.
-    fn forward(&mut self, from: SessionId, source: Source, packet: &RtpPacket) {
-        // Payload types are per peer: map the publisher's onto each receiver's by codec.
-        let Some(params) = self.peers.get(&from).and_then(|p| {
-            p.rtc
-                .codec_config()
-                .find(|c| c.pt() == packet.header.payload_type)
-                .copied()
-        }) else {
-            return;
-        };
-        let media = Media {
-            params,
-            seq: *packet.seq_no,
-            ts: packet.header.timestamp,
-            marker: packet.header.marker,
-            ext: ExtensionValues {
-                audio_level: packet.header.ext_vals.audio_level,
-                voice_activity: packet.header.ext_vals.voice_activity,
-                ..Default::default()
-            },
-            payload: &packet.payload,
-            at: packet.timestamp,
-        };
-        self.send_copies(from, source, &media);
-    }
-
-    /// Writes a packet of `from` on every leg the forwarder names for it. Copies for an echo bot
-    /// go to the bot: audio is recorded, video comes straight back as the bot's own stream.
-    fn send_copies(&mut self, from: SessionId, source: Source, media: &Media) {
-        let now = Instant::now();
-        if source == Source::Audio
-            && let Some(call_id) =
-                self.forwarder
-                    .hear(from, speaking::level_of(&media.ext), media.at)
-        {
-            self.report_dominant(call_id);
-        }
-        let copies = self.forwarder.forward(from, source, media.seq, media.ts);
-        let mut echoes = Vec::new();
-        for out in copies {
-            if let Some(bot) = self.bots.get_mut(&out.to) {
-                match out.kind {
-                    Kind::Audio => bot.hear(Bytes::copy_from_slice(media.payload), now),
-                    Kind::Video => echoes.push(out),
-                }
-                continue;
-            }
-            self.current = Some(out.to);
-            let Some(peer) = self.peers.get_mut(&out.to) else {
-                continue;
-            };
-            let lane = match out.kind {
-                Kind::Audio => &peer.audio,
-                Kind::Video => &peer.video,
-            };
-            let (Some(&mid), Some(pt)) = (
-                lane.recv.get(out.slot),
-                peer.rtc
-                    .codec_config()
-                    .match_params(media.params)
-                    .map(|p| p.pt()),
-            ) else {
-                continue;
-            };
-            self.traffic.add(out.to, out.kind, media.payload.len());
-            if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                tx.write_rtp(
-                    RtpWrite::new(
-                        pt,
-                        SeqNo::from(out.seq),
-                        out.ts,
-                        media.at,
-                        media.payload.to_vec(),
-                    )
-                    .marker(media.marker)
-                    .ext_vals(media.ext.clone())
-                    .nackable(out.kind == Kind::Video),
-                );
-            }
-            // A written packet is only sent after the next timeout input.
-            let _ = peer.rtc.handle_input(Input::Timeout(now));
-            self.drive(out.to);
-        }
-        for out in echoes {
-            let echo = Media {
-                seq: out.seq,
-                ts: out.ts,
-                ..media.clone()
-            };
-            self.send_copies(out.to, Source::Video(MediaType::Video), &echo);
-        }
-    }
-}
-
-/// A packet on its way out, whoever sent it: a peer, or an echo bot.
-#[derive(Clone)]
-struct Media<'a> {
-    /// The codec, as the sender's payload type means it.
-    params: PayloadParams,
-    seq: u64,
-    ts: u32,
-    marker: bool,
-    ext: ExtensionValues,
-    payload: &'a [u8],
-    /// When it was received (or made).
-    at: Instant,
 }
 
 /// The mid a received packet belongs to. str0m maps webrtc-rs audio by its `a=ssrc` lines, so

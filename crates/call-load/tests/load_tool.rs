@@ -1,0 +1,35 @@
+//! The load tool against an embedded service: every bot joins, none drops, and every listener
+//! gets at least 99 % of the speakers' frames through real ICE, DTLS and SRTP.
+
+use std::process::Command;
+
+#[test]
+fn twenty_bots_join_and_every_listener_gets_the_three_speakers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_call-load"))
+        .args([
+            "--embedded",
+            "--bots",
+            "20",
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+        ])
+        .arg("--json")
+        .output()
+        .expect("the tool runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("a JSON report ({e}): {stdout}"));
+    assert!(out.status.success(), "the run passes: {report}");
+    assert_eq!(report["joined"], 20, "{report}");
+    assert_eq!(report["dropped"], 0, "{report}");
+    assert!(report["min_share"].as_f64() >= Some(0.99), "{report}");
+    // Three speakers at 50 frames/s, each heard by the 19 others.
+    let delivered = report["delivered_pps"].as_f64().unwrap_or_default();
+    assert!(
+        (2700.0..=3000.0).contains(&delivered),
+        "{delivered} frames/s delivered: {report}"
+    );
+    assert!(report["service_cores"].as_f64() > Some(0.0), "{report}");
+}
