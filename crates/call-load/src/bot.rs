@@ -2,28 +2,25 @@
 //! group call, and either speaks (20 ms Opus-sized frames with RFC 6464 levels, as a client's
 //! microphone sends them) or only listens, counting every audio frame that arrives.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use call_protocol::{AUDIO_SLOTS, CallId, ClientMessage, ServerMessage, decode, encode};
+use call_protocol::{
+    CallId, ClientMessage, CommunicationIdentifier, MediaType, ParticipantState, ServerMessage,
+    decode, encode,
+};
 use futures_util::{SinkExt, StreamExt};
-use str0m::change::SdpAnswer;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A speaker's frame: an Opus TOC byte (CELT, fullband, 20 ms) and 79 bytes, the size of 32 kbit/s
-/// voice. The SFU forwards payloads without decoding them.
-const FRAME_BYTES: usize = 80;
-/// A speaker's level: -20 dBov, voice.
-const SPEAKING_LEVEL: i8 = -20;
+use crate::peer::Peer;
+
 /// How often a speaker sends.
 const FRAME: Duration = Duration::from_millis(20);
+/// How often a camera sends (15 frames per second).
+const VIDEO_FRAME: Duration = Duration::from_micros(66_667);
 
 /// What one bot did, shared with the tool's report.
 #[derive(Debug, Default)]
@@ -32,6 +29,10 @@ pub struct BotStats {
     pub sent: AtomicU64,
     /// Audio frames received, on any receive slot.
     pub received: AtomicU64,
+    /// Video frames sent (cameras only).
+    pub video_sent: AtomicU64,
+    /// Video frames received, from every camera it watches.
+    pub video_received: AtomicU64,
     /// Microseconds from the bot's start to being in the call with media up; 0 until then.
     pub joined_us: AtomicU64,
 }
@@ -59,6 +60,10 @@ pub struct BotPlan {
     pub group: CallId,
     /// Whether it speaks.
     pub speaks: bool,
+    /// Whether it sends camera video.
+    pub sends_video: bool,
+    /// Whose cameras it watches (subscribes to once they are in the call).
+    pub watches: Vec<CommunicationIdentifier>,
     /// The local address its media socket binds.
     pub local_ip: IpAddr,
 }
@@ -118,7 +123,7 @@ pub async fn run(
         ServerMessage::Welcome { .. } => {}
         other => return Err(format!("sign-in answered with {other:?}")),
     }
-    let mut peer = Peer::offer(plan.local_ip).await?;
+    let mut peer = Peer::offer(plan.local_ip, plan.sends_video, plan.watches.len()).await?;
     send(
         &mut ws,
         &ClientMessage::Offer {
@@ -126,8 +131,10 @@ pub async fn run(
         },
     )
     .await?;
-    let (mut media_up, mut in_call, mut frame) = (false, false, 0u64);
-    let mut next_frame = tokio::time::Instant::now();
+    let (mut media_up, mut in_call) = (false, false);
+    let mut audio = plan.speaks.then(|| Ticker::new(FRAME));
+    let mut video = plan.sends_video.then(|| Ticker::new(VIDEO_FRAME));
+    let mut watching = Vec::new();
     let mut buf = vec![0u8; 2000];
     loop {
         if media_up && in_call && stats.joined_us.load(Ordering::Relaxed) == 0 {
@@ -141,12 +148,12 @@ pub async fn run(
             let call_id = plan.group.clone();
             send(&mut ws, &ClientMessage::JoinGroup { call_id }).await?;
         }
-        let speaking = plan.speaks && in_call && media_up;
-        let wake = if speaking {
-            wake.min(next_frame.into())
-        } else {
-            wake
-        };
+        let sending = in_call && media_up;
+        let wake = [&audio, &video]
+            .into_iter()
+            .flatten()
+            .filter(|_| sending)
+            .fold(wake, |wake, t| wake.min(t.next));
         tokio::select! {
             received = peer.udp.recv_from(&mut buf) => {
                 let (n, source) = received.map_err(|e| format!("media socket: {e}"))?;
@@ -154,7 +161,27 @@ pub async fn run(
             }
             message = next(&mut incoming) => match message? {
                 ServerMessage::Answer { sdp } => peer.answer(&sdp)?,
-                ServerMessage::CallConnected { .. } => in_call = true,
+                ServerMessage::CallConnected { call_id } => {
+                    in_call = true;
+                    if plan.sends_video {
+                        let media_type = MediaType::Video;
+                        let on = ClientMessage::SetVideo { call_id, media_type, on: true };
+                        send(&mut ws, &on).await?;
+                    }
+                }
+                ServerMessage::ParticipantUpdated { call_id, participant }
+                    if participant.state == ParticipantState::Connected
+                        && plan.watches.contains(&participant.id)
+                        && !watching.contains(&participant.id) =>
+                {
+                    watching.push(participant.id.clone());
+                    let subscribe = ClientMessage::Subscribe {
+                        call_id,
+                        participant: participant.id,
+                        media_type: MediaType::Video,
+                    };
+                    send(&mut ws, &subscribe).await?;
+                }
                 ServerMessage::CallEnded { reason, .. } => {
                     return Err(format!("the call ended: {reason}"));
                 }
@@ -163,12 +190,44 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = stop.changed() => return Ok(()),
         }
-        if speaking && tokio::time::Instant::now() >= next_frame {
+        if !sending {
+            continue;
+        }
+        if let Some(frame) = audio.as_mut().and_then(Ticker::due) {
             peer.speak(frame)?;
             stats.sent.fetch_add(1, Ordering::Relaxed);
-            frame += 1;
-            next_frame += FRAME;
         }
+        if let Some(frame) = video.as_mut().and_then(Ticker::due) {
+            peer.show(frame)?;
+            stats.video_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A sender's clock: when its next frame is due, and how many it sent.
+struct Ticker {
+    period: Duration,
+    next: Instant,
+    frames: u64,
+}
+
+impl Ticker {
+    fn new(period: Duration) -> Self {
+        Self {
+            period,
+            next: Instant::now(),
+            frames: 0,
+        }
+    }
+
+    /// The number of the frame to send now, if one is due.
+    fn due(&mut self) -> Option<u64> {
+        if Instant::now() < self.next {
+            return None;
+        }
+        self.next += self.period;
+        self.frames += 1;
+        Some(self.frames - 1)
     }
 }
 
@@ -185,116 +244,4 @@ async fn next(
         .recv()
         .await
         .unwrap_or_else(|| Err("signaling closed".into()))
-}
-
-/// The bot's str0m peer: one microphone line and [`AUDIO_SLOTS`] receive lines, like a client.
-struct Peer {
-    rtc: Rtc,
-    udp: UdpSocket,
-    local: SocketAddr,
-    mic: Mid,
-    offer: String,
-    pending: Option<str0m::change::SdpPendingOffer>,
-    joining: bool,
-    /// When the peer next wants a timeout input; it gets none before (each costs all of its
-    /// timers, far more than the packet that woke the bot).
-    wake: Instant,
-}
-
-impl Peer {
-    async fn offer(ip: IpAddr) -> Result<Self, String> {
-        let udp = UdpSocket::bind((ip, 0))
-            .await
-            .map_err(|e| format!("media socket: {e}"))?;
-        let local = udp.local_addr().map_err(|e| e.to_string())?;
-        let mut rtc = Rtc::builder().build(Instant::now());
-        let host = Candidate::host(local, "udp").map_err(|e| e.to_string())?;
-        rtc.add_local_candidate(host);
-        let mut change = rtc.sdp_api();
-        let mic = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        for _ in 0..AUDIO_SLOTS {
-            change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-        }
-        let (offer, pending) = change.apply().ok_or("no offer")?;
-        Ok(Self {
-            rtc,
-            udp,
-            local,
-            mic,
-            offer: offer.to_sdp_string(),
-            pending: Some(pending),
-            joining: false,
-            wake: Instant::now(),
-        })
-    }
-
-    fn answer(&mut self, sdp: &str) -> Result<(), String> {
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| format!("answer: {e}"))?;
-        let pending = self.pending.take().ok_or("a second answer")?;
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| format!("answer not accepted: {e}"))?;
-        // ICE starts checking on the next timeout input.
-        self.wake = Instant::now();
-        Ok(())
-    }
-
-    fn receive(&mut self, source: SocketAddr, datagram: &[u8]) -> Result<(), String> {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
-            return Ok(());
-        };
-        self.rtc
-            .handle_input(Input::Receive(Instant::now(), receive))
-            .map_err(|e| format!("peer: {e}"))
-    }
-
-    /// Does everything the peer wants done now; returns when it wants to be woken.
-    fn drain(&mut self, stats: &BotStats, media_up: &mut bool) -> Result<Instant, String> {
-        let now = Instant::now();
-        if now >= self.wake {
-            self.rtc
-                .handle_input(Input::Timeout(now))
-                .map_err(|e| format!("peer: {e}"))?;
-        }
-        loop {
-            match self.rtc.poll_output().map_err(|e| format!("peer: {e}"))? {
-                Output::Timeout(at) => {
-                    self.wake = at;
-                    return Ok(at);
-                }
-                Output::Transmit(t) => {
-                    let _ = self.udp.try_send_to(&t.contents, t.destination);
-                }
-                Output::Event(Event::Connected) => *media_up = true,
-                Output::Event(Event::IceConnectionStateChange(
-                    IceConnectionState::Disconnected,
-                )) => return Err("media disconnected".into()),
-                Output::Event(Event::MediaData(_)) => {
-                    stats.received.fetch_add(1, Ordering::Relaxed);
-                }
-                Output::Event(_) => {}
-            }
-        }
-    }
-
-    /// Sends one 20 ms frame at the speaking level.
-    fn speak(&mut self, frame: u64) -> Result<(), String> {
-        let writer = self.rtc.writer(self.mic).ok_or("no microphone line")?;
-        let pt = writer
-            .payload_params()
-            .next()
-            .map(|p| p.pt())
-            .ok_or("no audio codec")?;
-        let time = MediaTime::new(frame * 960, Frequency::FORTY_EIGHT_KHZ);
-        let mut payload = vec![0u8; FRAME_BYTES];
-        payload[0] = 0xF8;
-        writer
-            .audio_level(SPEAKING_LEVEL, true)
-            .write(pt, Instant::now(), time, payload)
-            .map_err(|e| format!("write: {e}"))?;
-        // The frame is packetized and sent on the next timeout input.
-        self.wake = Instant::now();
-        Ok(())
-    }
 }

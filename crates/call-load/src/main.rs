@@ -9,6 +9,7 @@
 //! listener got less than 99 % of the speakers' packets.
 
 mod bot;
+mod peer;
 mod report;
 mod service;
 
@@ -24,7 +25,7 @@ use clap::Parser;
 use tokio::sync::{Semaphore, watch};
 
 use bot::{BotPlan, BotStats};
-use report::{Report, Snapshot};
+use report::{Report, Roles, Snapshot};
 use service::{ChildService, Probe};
 
 /// Joins bots into one group call and measures the service.
@@ -37,6 +38,12 @@ struct Cli {
     /// How many of them speak (the first to join); the rest listen.
     #[arg(long, default_value_t = 3)]
     speakers: usize,
+    /// How many bots send camera video (the first to join, so the first speakers).
+    #[arg(long, default_value_t = 2)]
+    cameras: usize,
+    /// How many bots watch every camera (the last to join).
+    #[arg(long, default_value_t = 20)]
+    watchers: usize,
     /// Seconds measured once every bot joined and the warm-up passed.
     #[arg(long, default_value_t = 60)]
     duration: u64,
@@ -153,6 +160,11 @@ async fn load(cli: &Cli, url: &str, secret: &str, probe: Probe) -> Result<Report
     let (stop_tx, stop) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(cli.concurrency.max(1)));
     let stats: Vec<Arc<BotStats>> = (0..cli.bots).map(|_| Arc::default()).collect();
+    let user = |i: usize| CommunicationIdentifier::user(&format!("load-{i}"));
+    let cameras = cli.cameras.min(cli.bots);
+    let camera_users = (0..cameras).map(user).collect::<Result<Vec<_>, _>>();
+    let camera_users = camera_users.map_err(|e| e.to_string())?;
+    let watchers_from = cli.bots.saturating_sub(cli.watchers).max(cameras);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, stats) in stats.iter().enumerate() {
@@ -166,6 +178,12 @@ async fn load(cli: &Cli, url: &str, secret: &str, probe: Probe) -> Result<Report
             name: format!("bot {i}"),
             group: group.clone(),
             speaks: i < cli.speakers,
+            sends_video: i < cameras,
+            watches: if i >= watchers_from {
+                camera_users.clone()
+            } else {
+                Vec::new()
+            },
             local_ip,
         };
         let permit = gate
@@ -200,9 +218,14 @@ async fn load(cli: &Cli, url: &str, secret: &str, probe: Probe) -> Result<Report
             errors.push(e);
         }
     }
+    let roles = Roles {
+        bots: cli.bots,
+        speakers: cli.speakers,
+        cameras,
+        watchers_from,
+    };
     Ok(Report::new(
-        cli.bots,
-        cli.speakers,
+        roles,
         &stats,
         all_joined_after,
         &before,

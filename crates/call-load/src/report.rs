@@ -1,7 +1,7 @@
 //! What a load run measured: counters before and after the window, and the figures from them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -9,11 +9,26 @@ use serde::Serialize;
 use crate::bot::BotStats;
 use crate::service::{Probe, ProcessUsage, usage};
 
+/// Who does what in a run.
+#[derive(Clone, Copy, Debug)]
+pub struct Roles {
+    /// Bots.
+    pub bots: usize,
+    /// The first this many speak.
+    pub speakers: usize,
+    /// The first this many send camera video.
+    pub cameras: usize,
+    /// Bots from this index on watch every camera.
+    pub watchers_from: usize,
+}
+
 /// Every bot's counters and the service's usage at one moment.
 pub struct Snapshot {
     at: Instant,
     sent: Vec<u64>,
     received: Vec<u64>,
+    video_sent: Vec<u64>,
+    video_received: Vec<u64>,
     service: Option<ProcessUsage>,
     tool: Option<ProcessUsage>,
 }
@@ -21,16 +36,18 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads them now.
     pub fn take(stats: &[Arc<BotStats>], service: Probe) -> Self {
+        let read = |counter: fn(&BotStats) -> &AtomicU64| {
+            stats
+                .iter()
+                .map(|s| counter(s).load(Ordering::Relaxed))
+                .collect()
+        };
         Self {
             at: Instant::now(),
-            sent: stats
-                .iter()
-                .map(|s| s.sent.load(Ordering::Relaxed))
-                .collect(),
-            received: stats
-                .iter()
-                .map(|s| s.received.load(Ordering::Relaxed))
-                .collect(),
+            sent: read(|s| &s.sent),
+            received: read(|s| &s.received),
+            video_sent: read(|s| &s.video_sent),
+            video_received: read(|s| &s.video_received),
             service: service.usage(),
             tool: usage(std::process::id()),
         }
@@ -65,15 +82,25 @@ pub struct Report {
     pub min_share: f64,
     /// The mean share.
     pub mean_share: f64,
-    /// Bots that got less than 99 %.
+    /// Bots that got less than 99 % of the speakers' frames, or of the cameras' frames.
     pub below_99: usize,
+    /// Bots sending camera video.
+    pub cameras: usize,
+    /// Bots watching every camera.
+    pub watchers: usize,
+    /// Video frames the watchers got per second.
+    pub video_delivered_fps: f64,
+    /// Video frames they should have got per second.
+    pub video_expected_fps: f64,
+    /// The lowest share of the cameras' frames one watcher got.
+    pub video_min_share: f64,
     /// Bots whose connection ended before the run did.
     pub dropped: usize,
     /// Why they ended.
     pub errors: Vec<String>,
     /// The service's CPU over the window, in cores (when its process is known).
     pub service_cores: Option<f64>,
-    /// Its CPU per delivered frame, in microseconds.
+    /// Its CPU per delivered frame (audio and video), in microseconds.
     pub service_us_per_packet: Option<f64>,
     /// Its resident memory at the end, in MiB.
     pub service_rss_mib: Option<f64>,
@@ -97,10 +124,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 impl Report {
     /// The figures from the counters before and after the window.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        bots: usize,
-        speakers: usize,
+        roles: Roles,
         stats: &[Arc<BotStats>],
         all_joined: Duration,
         before: &Snapshot,
@@ -111,15 +136,17 @@ impl Report {
         let mut joins: Vec<Duration> = stats.iter().filter_map(|s| s.joined()).collect();
         joins.sort();
         let window = after.at.duration_since(before.at).as_secs_f64();
-        let sent: Vec<u64> = after
-            .sent
-            .iter()
-            .zip(&before.sent)
-            .map(|(a, b)| a - b)
-            .collect();
-        let got: Vec<u64> = (after.received.iter().zip(&before.received))
-            .map(|(a, b)| a - b)
-            .collect();
+        let delta =
+            |a: &[u64], b: &[u64]| -> Vec<u64> { a.iter().zip(b).map(|(a, b)| a - b).collect() };
+        let sent = delta(&after.sent, &before.sent);
+        let got = delta(&after.received, &before.received);
+        let video_sent: u64 = delta(&after.video_sent, &before.video_sent).iter().sum();
+        let video_got = delta(&after.video_received, &before.video_received);
+        let watchers = &video_got[roles.watchers_from.min(video_got.len())..];
+        let video_share = |got: u64| match video_sent {
+            0 => 1.0,
+            sent => got as f64 / sent as f64,
+        };
         let total_sent: u64 = sent.iter().sum();
         // Each bot should get every speaker's frames but its own.
         let shares: Vec<f64> = (0..stats.len())
@@ -135,6 +162,7 @@ impl Report {
         let expected: u64 = (0..stats.len()).map(|i| total_sent - sent[i]).sum();
         let delivered: u64 = got.iter().sum();
         let service_cores = cores(before.service, after.service, window);
+        let Roles { bots, speakers, .. } = roles;
         Self {
             bots,
             speakers,
@@ -148,13 +176,22 @@ impl Report {
             expected_pps: expected as f64 / window,
             min_share: shares.iter().copied().fold(f64::INFINITY, f64::min),
             mean_share: shares.iter().sum::<f64>() / shares.len().max(1) as f64,
-            below_99: shares.iter().filter(|&&s| s < 0.99).count(),
+            below_99: shares.iter().filter(|&&s| s < 0.99).count()
+                + watchers.iter().filter(|&&g| video_share(g) < 0.99).count(),
+            cameras: roles.cameras,
+            watchers: watchers.len(),
+            video_delivered_fps: watchers.iter().sum::<u64>() as f64 / window,
+            video_expected_fps: (video_sent * watchers.len() as u64) as f64 / window,
+            video_min_share: watchers.iter().map(|&g| video_share(g)).fold(1.0, f64::min),
             dropped,
             errors,
             service_cores,
             service_us_per_packet: service_cores
-                .filter(|_| delivered > 0)
-                .map(|c| c * window * 1e6 / delivered as f64),
+                .filter(|_| delivered + watchers.iter().sum::<u64>() > 0)
+                .map(|c| {
+                    let frames = delivered + watchers.iter().sum::<u64>();
+                    c * window * 1e6 / frames as f64
+                }),
             service_rss_mib: after
                 .service
                 .and_then(|u| u.rss)
@@ -194,6 +231,14 @@ impl Report {
             self.mean_share * 100.0,
             self.below_99,
             self.dropped
+        );
+        println!(
+            "video: {} cameras to {} watchers, delivered {:.0} of {:.0} frames/s, min share {:.2} %",
+            self.cameras,
+            self.watchers,
+            self.video_delivered_fps,
+            self.video_expected_fps,
+            self.video_min_share * 100.0
         );
         println!(
             "service: {} cores, {} per delivered frame, {} resident ({} per participant); bots: {} cores",

@@ -1,21 +1,22 @@
-//! The load tool against an embedded service: every bot joins, none drops, and every listener
-//! gets at least 99 % of the speakers' frames through real ICE, DTLS and SRTP.
+//! The load tool against an embedded service: every bot joins, none drops, every listener gets
+//! at least 99 % of the speakers' frames and every watcher 99 % of the cameras' frames, through
+//! real ICE, DTLS and SRTP.
 
 use std::process::Command;
 
 #[test]
-fn twenty_bots_join_and_every_listener_gets_the_three_speakers() {
+fn twenty_bots_join_and_every_listener_gets_the_speakers_and_every_watcher_the_cameras() {
     let out = Command::new(env!("CARGO_BIN_EXE_call-load"))
+        .args(["--embedded", "--bots", "20", "--duration", "3"])
         .args([
-            "--embedded",
-            "--bots",
-            "20",
-            "--duration",
-            "3",
             "--warmup",
             "1",
+            "--cameras",
+            "2",
+            "--watchers",
+            "5",
+            "--json",
         ])
-        .arg("--json")
         .output()
         .expect("the tool runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -30,6 +31,14 @@ fn twenty_bots_join_and_every_listener_gets_the_three_speakers() {
     assert!(
         (2700.0..=3000.0).contains(&delivered),
         "{delivered} frames/s delivered: {report}"
+    );
+    // Two cameras at 15 frames/s, each watched by five.
+    assert_eq!(report["watchers"], 5, "{report}");
+    assert!(report["video_min_share"].as_f64() >= Some(0.99), "{report}");
+    let video = report["video_delivered_fps"].as_f64().unwrap_or_default();
+    assert!(
+        (140.0..=160.0).contains(&video),
+        "{video} video frames/s: {report}"
     );
     assert!(report["service_cores"].as_f64() > Some(0.0), "{report}");
 }

@@ -29,7 +29,7 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpPacket;
+use str0m::rtp::{Extension, RtpPacket};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -290,12 +290,20 @@ impl Sfu {
         // ICE-lite, as a server with a known address: the client (full ICE, controlling) checks
         // and nominates. A full agent here would send its first check before the client has the
         // answer; the client drops it, and the retransmission ~250 ms later gates DTLS.
+        // Header extensions: audio levels (who speaks) and the ones that name streams. No
+        // transport-wide sequence numbers: the SFU estimates no bandwidth, and with them every
+        // receiver would send feedback for every packet it gets, for nothing.
         let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_h264(true);
+            .enable_h264(true)
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(4, Extension::RtpMid)
+            .set_extension(10, Extension::RtpStreamId)
+            .set_extension(11, Extension::RepairedRtpStreamId);
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }

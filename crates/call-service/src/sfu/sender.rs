@@ -38,13 +38,16 @@ impl Outbox {
     /// Queues a datagram; a full queue drops it (the loop never waits on the network).
     pub fn send(&self, to: SocketAddr, datagram: Vec<u8>) {
         if let Err(TrySendError::Full(_)) = self.queue.try_send((to, datagram)) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            count_drop(&self.dropped, "the send queue was full");
         }
     }
+}
 
-    /// Datagrams dropped so far (queue full, or the socket's buffer full for long).
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+/// Counts a dropped datagram, saying so at every power of two.
+fn count_drop(dropped: &AtomicU64, why: &str) {
+    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!("{n} media datagrams dropped so far (this one: {why})");
     }
 }
 
@@ -61,8 +64,7 @@ fn send_all(socket: &UdpSocket, datagrams: &Receiver<(SocketAddr, Vec<u8>)>, dro
                     std::thread::yield_now();
                 }
                 Err(e) => {
-                    tracing::debug!("media send to {to} failed: {e}");
-                    dropped.fetch_add(1, Ordering::Relaxed);
+                    count_drop(dropped, &format!("sending to {to} failed: {e}"));
                     break;
                 }
             }
