@@ -265,3 +265,36 @@ fn losing_the_service_ends_calls_and_disconnects_agents_with_reasons() {
         })
     });
 }
+
+#[test]
+fn media_that_never_connects_is_tried_again_then_reported_with_its_reason() {
+    let service = service();
+    // Every datagram to the SFU is dropped: signaling works, ICE never completes.
+    let blocked = Impairment::drop_one_in(1, service.media_addr().port());
+    let mut a = client(&service, "alice", Mic::None);
+    let start = std::time::Instant::now();
+    let error = loop {
+        a.app.update();
+        if let AgentConnection::Disconnected(error) = &a.agent().connection {
+            break error.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "still {:?} after 40 s",
+            a.agent().connection
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let AgentError::Media(reason) = &error else {
+        panic!("a media error, not {error:?}");
+    };
+    // Three connections were built and offered (after 3 s, then 6 s more) before the 20 s
+    // limit gave up: never a client left connecting for ever.
+    assert!(reason.contains("3 attempts"), "{reason}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(19),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(blocked.dropped() > 0);
+}

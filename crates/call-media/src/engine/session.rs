@@ -259,7 +259,8 @@ impl Session {
                 },
                 _ = tokio::time::sleep_until(media_deadline), if !self.media_up => {
                     break Some(AgentError::Media(format!(
-                        "the media connection did not come up within {MEDIA_TIMEOUT:?}"
+                        "the media connection did not come up within {MEDIA_TIMEOUT:?} ({} attempts)",
+                        self.attempts
                     )));
                 },
                 input = inputs.recv() => match input {
