@@ -8,7 +8,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy_calling::ErrorCode;
 use bevy_calling::prelude::*;
-use call_service::CallService;
+use call_service::{CallService, ServiceConfig};
 use common::*;
 
 /// Olga, an organizer, and two presenters: Pat (with `pat_mic`) and Pia.
@@ -199,6 +199,31 @@ fn an_invitation_is_accepted_by_one_and_declined_by_another() {
     run_until(clients, "pat connected", |c| {
         state(c[1], p1_call) == CallState::Connected
     });
+}
+
+#[test]
+fn an_unanswered_invitation_ends_with_no_answer_on_both_sides() {
+    let service = CallService::start(ServiceConfig {
+        ring_timeout: Duration::from_secs(1),
+        ..ServiceConfig::default()
+    })
+    .expect("service starts");
+    let [mut org, mut p1, _] = trio(&service, Mic::None);
+    let group = CallId::new_group();
+    let org_call = joined(&mut [&mut org], &group)[0];
+    let pat = p1.user.clone();
+    let clients = &mut [&mut org, &mut p1];
+    signed_in(clients);
+    clients[0].trigger(AddParticipants {
+        call: org_call,
+        targets: vec![pat.clone()],
+    });
+    let (p1_call, _) = incoming(clients, 1);
+    // Nobody answers: after the ring timeout both sides hear why.
+    let left = sees(clients, 0, org_call, &pat, ParticipantState::Disconnected);
+    assert_eq!(left.end_reason, Some(CallEndReason::NO_ANSWER));
+    assert_eq!(ended(clients, 1, p1_call), CallEndReason::NO_ANSWER);
+    assert_eq!(state(clients[0], org_call), CallState::Connected);
 }
 
 #[test]
