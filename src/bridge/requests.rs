@@ -325,10 +325,39 @@ fn call_request<R: ForCall>(
             None,
         ),
         // The service answers these with facts (roster changes) or a refusal.
-        request if !ending => match moderation(id, request) {
-            Some(command) => (command, None, None),
-            None => return,
-        },
+        CallRequest::Invite(targets) if !ending => (
+            AgentCommand::AddParticipants {
+                call_id: id,
+                targets,
+            },
+            None,
+            None,
+        ),
+        CallRequest::Remove(participant) if !ending => (
+            AgentCommand::RemoveParticipant {
+                call_id: id,
+                participant,
+            },
+            None,
+            None,
+        ),
+        CallRequest::SetLobby(enabled) if !ending => (
+            AgentCommand::SetLobby {
+                call_id: id,
+                enabled,
+            },
+            None,
+            None,
+        ),
+        CallRequest::Admit(participant, admit) if !ending => (
+            AgentCommand::Admit {
+                call_id: id,
+                participant,
+                admit,
+            },
+            None,
+            None,
+        ),
         // A request that does not fit the call's state changes nothing.
         _ => return,
     };
@@ -347,24 +376,6 @@ fn call_request<R: ForCall>(
             reason: None,
         });
     }
-}
-
-/// The engine command of a request that only the service's answer changes anything for.
-fn moderation(call_id: CallId, request: CallRequest) -> Option<AgentCommand> {
-    Some(match request {
-        CallRequest::Invite(targets) => AgentCommand::AddParticipants { call_id, targets },
-        CallRequest::Remove(participant) => AgentCommand::RemoveParticipant {
-            call_id,
-            participant,
-        },
-        CallRequest::SetLobby(enabled) => AgentCommand::SetLobby { call_id, enabled },
-        CallRequest::Admit(participant, admit) => AgentCommand::Admit {
-            call_id,
-            participant,
-            admit,
-        },
-        _ => return None,
-    })
 }
 
 /// A request event about one remote stream: subscribe (`true`) or unsubscribe.

@@ -1,10 +1,11 @@
 //! A session's requests and the service's messages: call commands become signaling messages
 //! (and local state), server messages become facts for the app.
 
-use call_protocol::{ClientMessage, MediaType, ServerMessage};
+use call_protocol::{CallId, ClientMessage, MediaType, ServerMessage};
 
 use super::session::{CallEntry, Session};
 use super::{AgentCommand, AgentError, AgentEvent};
+use crate::device::DeviceId;
 
 impl Session {
     pub(super) async fn command(&mut self, command: AgentCommand) {
@@ -14,14 +15,11 @@ impl Session {
                 targets,
                 camera,
             } => {
-                self.calls.insert(call_id.clone(), CallEntry::default());
-                self.link.send(ClientMessage::StartCall {
+                let start = ClientMessage::StartCall {
                     call_id: call_id.clone(),
                     targets,
-                });
-                if camera.is_some() {
-                    self.set_video(call_id, MediaType::Video, camera).await;
-                }
+                };
+                self.place(call_id, start, camera).await;
                 return;
             }
             AgentCommand::SetVideo {
@@ -51,13 +49,10 @@ impl Session {
                 media_type,
             },
             AgentCommand::JoinGroup { call_id, camera } => {
-                self.calls.insert(call_id.clone(), CallEntry::default());
-                self.link.send(ClientMessage::JoinGroup {
+                let join = ClientMessage::JoinGroup {
                     call_id: call_id.clone(),
-                });
-                if camera.is_some() {
-                    self.set_video(call_id, MediaType::Video, camera).await;
-                }
+                };
+                self.place(call_id, join, camera).await;
                 return;
             }
             AgentCommand::AddParticipants { call_id, targets } => {
@@ -107,6 +102,15 @@ impl Session {
             }
         };
         self.link.send(message);
+    }
+
+    /// Places a call (`message` starts or joins it), with video from `camera` if one is given.
+    async fn place(&mut self, call_id: CallId, message: ClientMessage, camera: Option<DeviceId>) {
+        self.calls.insert(call_id.clone(), CallEntry::default());
+        self.link.send(message);
+        if camera.is_some() {
+            self.set_video(call_id, MediaType::Video, camera).await;
+        }
     }
 
     pub(super) async fn server_message(

@@ -27,11 +27,8 @@ pub(super) fn level_of(ext: &ExtensionValues) -> Option<Level> {
 
 impl Sfu {
     pub(super) fn note_level(&mut self, session: SessionId, packet: &RtpPacket) {
-        let ext = &packet.header.ext_vals;
-        let speech = ext.voice_activity != Some(false)
-            && ext
-                .audio_level
-                .is_some_and(|l| l.unsigned_abs() <= SPEECH_LEVEL);
+        let speech = level_of(&packet.header.ext_vals)
+            .is_some_and(|l| l.voice != Some(false) && l.dbov <= SPEECH_LEVEL);
         if let Some(peer) = self.peers.get_mut(&session)
             && speech
         {
@@ -47,8 +44,8 @@ impl Sfu {
         let speaking = peer
             .last_speech
             .is_some_and(|t| now.saturating_duration_since(t) < SPEAKING_HOLD);
-        // A full channel leaves the state unreported; every turn of the loop tries again. A
-        // closed one means signaling is shutting down.
+        // A full channel leaves the state unreported; the peer's next packet or timer (at most
+        // 100 ms away) tries again. A closed one means signaling is shutting down.
         if speaking != peer.reported_speaking
             && self
                 .facts

@@ -238,12 +238,7 @@ impl Switchboard {
         let message = call.dominant_message(call_id);
         call.members
             .iter()
-            .filter(|m| {
-                matches!(
-                    m.info.state,
-                    ParticipantState::Connected | ParticipantState::Hold
-                )
-            })
+            .filter(|m| m.in_call())
             .map(|m| Outbound::Send(m.session, message.clone()))
             .collect()
     }

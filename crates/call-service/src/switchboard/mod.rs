@@ -108,6 +108,16 @@ struct Member {
     info: ParticipantInfo,
 }
 
+impl Member {
+    /// In the call: connected or on hold, not ringing, waiting in the lobby or gone.
+    fn in_call(&self) -> bool {
+        matches!(
+            self.info.state,
+            ParticipantState::Connected | ParticipantState::Hold
+        )
+    }
+}
+
 /// What a subscriber's video receive slot carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct VideoRoute {
@@ -169,12 +179,7 @@ impl CallRecord {
     /// waiting in the lobby), any other call while two members are left.
     fn goes_on(&self) -> bool {
         if self.group {
-            self.members.iter().any(|m| {
-                matches!(
-                    m.info.state,
-                    ParticipantState::Connected | ParticipantState::Hold
-                )
-            })
+            self.members.iter().any(Member::in_call)
         } else {
             self.members.len() >= 2
         }

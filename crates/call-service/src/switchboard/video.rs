@@ -1,8 +1,7 @@
 //! Video subscriptions: which publisher's stream each subscriber's receive slot carries.
 
 use call_protocol::{
-    CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantState, ServerMessage,
-    VIDEO_SLOTS,
+    CallId, CommunicationIdentifier, ErrorCode, MediaType, ServerMessage, VIDEO_SLOTS,
 };
 
 use super::{Outbound, Refusal, SessionId, Switchboard, VideoRoute};
@@ -19,14 +18,7 @@ impl Switchboard {
         let publisher = call
             .members
             .iter()
-            .find(|m| {
-                &m.info.id == participant
-                    && m.session != session
-                    && matches!(
-                        m.info.state,
-                        ParticipantState::Connected | ParticipantState::Hold
-                    )
-            })
+            .find(|m| &m.info.id == participant && m.session != session && m.in_call())
             .map(|m| m.session)
             .ok_or_else(|| {
                 Refusal::new(
