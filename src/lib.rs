@@ -28,6 +28,7 @@ pub use call_media::audio::{VoiceFrame, VoiceProcessing};
 pub use call_media::device::{
     CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,
 };
+pub use call_media::stats::{IncomingVideoStats, MediaStats, StreamStats};
 pub use call_media::video::pattern;
 pub use call_media::{AgentConfig, AgentConnection, AgentError, CommandError};
 pub use call_protocol::{
@@ -134,7 +135,7 @@ pub mod prelude {
         VideoView, VoiceProcessing,
     };
     pub use crate::{
-        AddParticipants, AdmitParticipant, CallId, DominantSpeakers, HangUpForEveryone,
+        AddParticipants, AdmitParticipant, CallId, CallStats, DominantSpeakers, HangUpForEveryone,
         JoinGroupCall, RejectParticipant, RemoveParticipant, Role, SetLobby,
     };
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use bevy_calling::prelude::*;
 use common::*;
 
 /// The longest run of exactly-zero samples, in samples.
@@ -24,16 +25,26 @@ fn ten_percent_loss_is_concealed_without_holes() {
     let service = service();
     let mut a = client(&service, "alice", Mic::Speech);
     let mut b = client(&service, "bob", Mic::None);
-    connected_call(&mut a, &mut b);
+    let (_, b_call) = connected_call(&mut a, &mut b);
 
     let loss = Impairment::drop_one_in(10, service.media_addr().port());
     let received = listen(&mut a, &mut b, 6 * 48_000, 48_000);
     let dropped = loss.dropped();
+    let stats = b.app.world().get::<CallStats>(b_call).cloned();
     drop(loss);
 
     assert!(
         dropped >= 10,
         "the impairment dropped only {dropped} packets"
+    );
+    // The statistics see the loss: one in ten of A's datagrams never reached the SFU.
+    let audio = stats
+        .expect("B's call has statistics")
+        .incoming_audio
+        .clone();
+    assert!(
+        audio.packets_lost >= 10 && (0.02..0.3).contains(&audio.loss_fraction),
+        "B's received audio under 10% loss: {audio:?}"
     );
     let hole = longest_digital_silence(&received);
     assert!(

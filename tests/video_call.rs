@@ -350,3 +350,71 @@ fn hanging_up_ends_video_state_on_both_sides() {
             .is_available
     );
 }
+
+#[test]
+fn call_stats_report_the_media_that_flows() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::Tone);
+    let mut b = client(&service, "bob", Mic::None);
+    let camera = add_camera(&a, 320, 180, 30);
+    let (a_call, b_call, _) = watching(&mut a, &mut b, camera);
+    // Two full intervals after the picture arrived, so every rate covers flowing media.
+    run_for(&mut [&mut a, &mut b], Duration::from_millis(2_500));
+    let stats = |c: &Client, call| c.app.world().get::<CallStats>(call).cloned();
+    let at_b = stats(&b, b_call).expect("B's call has statistics");
+    let video = at_b
+        .incoming_video
+        .iter()
+        .find(|v| v.participant == a.user && v.media_type == MediaType::Video)
+        .expect("A's camera in B's statistics")
+        .stats
+        .clone();
+    assert_eq!(video.frame_size, Some((320, 180)), "{video:?}");
+    let fps = video.frames_per_second.unwrap_or(0.0);
+    assert!(
+        (15.0..=40.0).contains(&fps),
+        "B decodes {fps} fps of a 30 fps camera"
+    );
+    assert!(
+        video.bitrate > 50_000,
+        "received video at {} bit/s",
+        video.bitrate
+    );
+    assert!(video.packets > 30 && video.packets_lost == 0, "{video:?}");
+    assert!(video.jitter < Duration::from_millis(100), "{video:?}");
+    let audio = &at_b.incoming_audio;
+    // Opus at 32 kbit/s plus RTP headers, 50 packets a second.
+    assert!(
+        (20_000..80_000).contains(&audio.bitrate) && audio.packets > 50,
+        "received audio {audio:?}"
+    );
+    let rtt = at_b.round_trip_time.expect("a round trip was measured");
+    assert!(
+        rtt < Duration::from_millis(200),
+        "loopback round trip {rtt:?}"
+    );
+
+    let at_a = stats(&a, a_call).expect("A's call has statistics");
+    let (_, sent) = at_a
+        .outgoing_video
+        .iter()
+        .find(|(m, _)| *m == MediaType::Video)
+        .expect("A's camera in A's statistics");
+    assert_eq!(sent.frame_size, Some((320, 180)), "{sent:?}");
+    let fps = sent.frames_per_second.unwrap_or(0.0);
+    assert!(
+        (20.0..=40.0).contains(&fps),
+        "A sends {fps} fps of a 30 fps camera"
+    );
+    assert!(sent.bitrate > 50_000, "{sent:?}");
+    assert!(
+        at_a.outgoing_audio.bitrate > 20_000,
+        "{:?}",
+        at_a.outgoing_audio
+    );
+    assert!(
+        at_a.incoming_video.is_empty(),
+        "A subscribed to nothing: {:?}",
+        at_a.incoming_video
+    );
+}

@@ -4,6 +4,7 @@
 //! why is reported as stopped, with its calls ended.
 
 use bevy::prelude::*;
+use call_media::stats::MediaStats;
 use call_media::{AgentConnection, AgentError, AgentEvent};
 use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, MediaType, ParticipantInfo, ParticipantState,
@@ -13,10 +14,11 @@ use crossbeam_channel::TryRecvError;
 
 use super::{AgentLink, CallIndex};
 use crate::model::{
-    AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState, CallStateChanged,
-    DeviceFailed, DominantSpeakers, IncomingCall, LocalScreenShare, LocalVideoStream,
-    ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants, RemoteParticipant,
-    RemoteVideoStream, RequestError, RequestFailed, StreamOf, Streams, VideoView,
+    AgentCalls, AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState,
+    CallStateChanged, CallStats, DeviceFailed, DominantSpeakers, IncomingCall, LocalScreenShare,
+    LocalVideoStream, ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants,
+    RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, StreamOf, Streams,
+    VideoView,
 };
 use crate::video::FrameFeed;
 
@@ -238,12 +240,33 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
                 entity.remove::<(VideoView, FrameFeed)>();
             }
         }
+        AgentEvent::Stats(stats) => set_stats(world, agent, stats),
         AgentEvent::RequestFailed { code, message } => {
             world.write_message(RequestFailed {
                 agent,
                 error: RequestError::Refused { code, message },
             });
         }
+    }
+}
+
+/// Gives each call of `agent` that media flows in its share of the agent's figures.
+fn set_stats(world: &mut World, agent: Entity, stats: MediaStats) {
+    let Some(calls) = world.get::<AgentCalls>(agent) else {
+        return;
+    };
+    let calls: Vec<Entity> = calls.iter().collect();
+    for call in calls {
+        let Some(id) = world
+            .get::<Call>(call)
+            .filter(|c| matches!(c.state, CallState::Connected | CallState::RemoteHold))
+            .map(|c| c.id.clone())
+        else {
+            continue;
+        };
+        let mut own = stats.clone();
+        own.incoming_video.retain(|v| v.call_id == id);
+        world.entity_mut(call).insert(CallStats(own));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Calls and their states.
 
 use bevy::prelude::*;
+use call_media::stats::MediaStats;
 use call_protocol::{CallEndReason, CallId};
 
 use super::AgentCalls;
@@ -80,3 +81,11 @@ impl Call {
 #[derive(Component, Reflect, Debug, Clone, Copy, PartialEq, Eq)]
 #[relationship(relationship_target = AgentCalls)]
 pub struct CallOf(pub Entity);
+
+/// A call's media statistics (ACS media stats): bitrate, packet loss, jitter, round-trip time,
+/// and each video stream's size and frame rate, sent and received. Added to a [`Call`] entity
+/// once it is connected and replaced every [`call_media::stats::STATS_INTERVAL`] (one second);
+/// it keeps the last figures after the call ends. `incoming_video` holds this call's streams
+/// only; the audio and the round trip are those of the agent's one connection.
+#[derive(Component, Debug, Clone, Default, PartialEq, Deref)]
+pub struct CallStats(pub MediaStats);

@@ -18,7 +18,7 @@ mod participant;
 mod stream;
 
 pub use agent::{AgentCalls, CallAgent};
-pub use call::{Call, CallDirection, CallOf, CallState};
+pub use call::{Call, CallDirection, CallOf, CallState, CallStats};
 pub use device::{
     Device, DeviceAdded, DeviceRemoved, DeviceSwitchReason, DeviceSwitched, LevelMeter,
     SelectDevice, SetVoiceProcessing,

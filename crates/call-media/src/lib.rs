@@ -23,6 +23,7 @@ pub mod device;
 mod engine;
 mod seq;
 mod signaling;
+pub mod stats;
 pub mod video;
 
 pub use connection::ConnectionError;

@@ -10,7 +10,7 @@
 mod keyframes;
 mod receive;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use crate::audio::Playout;
+use crate::stats::{Counted, ReceiveCounters};
 use crate::video::FrameSlot;
 use receive::Slot as ReceiveSlot;
 
@@ -87,7 +88,35 @@ pub(crate) struct MediaConnection {
     /// The camera's and the screen share's send tracks with their SSRCs, in [`video_index`] order.
     video: [(Arc<TrackLocalStaticSample>, u32); 2],
     video_frames: Vec<FrameSlot>,
+    /// Each receive slot's packet counts: the audio slots, then the video ones.
+    received: Vec<ReceiveCounters>,
+    /// Frames and payload bytes written: the microphone, the camera, the screen share.
+    sent: [SentCount; 3],
     closed: Arc<AtomicBool>,
+}
+
+/// Frames and payload bytes one send track has written.
+#[derive(Debug, Default)]
+struct SentCount {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl SentCount {
+    fn add(&self, bytes: usize) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Counted {
+        let frames = self.frames.load(Ordering::Relaxed);
+        Counted {
+            packets: frames,
+            bytes: self.bytes.load(Ordering::Relaxed),
+            expected: frames,
+            jitter: 0.0,
+        }
+    }
 }
 
 /// Where a stream's send line is in [`MediaConnection`]'s order: camera first, screen second.
@@ -223,11 +252,15 @@ impl MediaConnection {
             .build();
         let slot_ids = Arc::new(OnceLock::new());
         let video_frames: Vec<FrameSlot> = (0..VIDEO_SLOTS).map(|_| FrameSlot::new()).collect();
+        let received: Vec<ReceiveCounters> = (0..AUDIO_SLOTS + VIDEO_SLOTS)
+            .map(|_| ReceiveCounters::default())
+            .collect();
         let handler = Arc::new(Handler {
             events,
             playout,
             slot_ids: slot_ids.clone(),
             video_frames: video_frames.clone(),
+            received: received.clone(),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -279,6 +312,8 @@ impl MediaConnection {
                 ssrc,
                 video,
                 video_frames,
+                received,
+                sent: Default::default(),
                 closed: Arc::new(AtomicBool::new(false)),
             },
             sdp,
@@ -313,6 +348,7 @@ impl MediaConnection {
         level: u8,
         voice: bool,
     ) -> Result<(), ConnectionError> {
+        self.sent[0].add(opus.len());
         let sample = Sample {
             data: Bytes::copy_from_slice(opus),
             duration,
@@ -334,6 +370,7 @@ impl MediaConnection {
         duration: Duration,
     ) -> Result<(), ConnectionError> {
         let (track, ssrc) = &self.video[video_index(media_type)];
+        self.sent[1 + video_index(media_type)].add(access_unit.len());
         let sample = Sample {
             data: Bytes::from(access_unit),
             duration,
@@ -349,6 +386,34 @@ impl MediaConnection {
     /// The latest-frame slot each video receive slot decodes into.
     pub(crate) fn video_frames(&self, slot: usize) -> Option<FrameSlot> {
         self.video_frames.get(slot).cloned()
+    }
+
+    /// What the audio receive slot `slot` counted.
+    pub(crate) fn audio_received(&self, slot: usize) -> Counted {
+        self.received[slot].read()
+    }
+
+    /// What the video receive slot `slot` counted.
+    pub(crate) fn video_received(&self, slot: usize) -> Counted {
+        self.received[AUDIO_SLOTS + slot].read()
+    }
+
+    /// Frames and bytes the microphone (`None`) or a video stream has sent.
+    pub(crate) fn sent(&self, media_type: Option<MediaType>) -> Counted {
+        self.sent[media_type.map_or(0, |m| 1 + video_index(m))].read()
+    }
+
+    /// The latest round trip measured on the nominated ICE pair (STUN checks), if any yet.
+    pub(crate) async fn round_trip_time(&self) -> Option<Duration> {
+        let report = self
+            .pc
+            .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+            .await;
+        report
+            .candidate_pairs()
+            .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
+            .map(|p| Duration::from_secs_f64(p.current_round_trip_time))
+            .next()
     }
 
     /// Watches a stream's send track for keyframe requests (PLI/FIR from the SFU) and raises
@@ -426,6 +491,7 @@ struct Handler {
     /// Transceiver ids: the audio receive slots, then the video ones.
     slot_ids: Arc<OnceLock<Vec<usize>>>,
     video_frames: Vec<FrameSlot>,
+    received: Vec<ReceiveCounters>,
 }
 
 #[async_trait::async_trait]
@@ -458,6 +524,7 @@ impl PeerConnectionEventHandler for Handler {
             find_slot,
             self.playout.clone(),
             self.video_frames.clone(),
+            self.received.clone(),
         ));
     }
 }

@@ -153,6 +153,7 @@ impl Session {
                 {
                     self.update_sources().await;
                 }
+                self.stats.call_ended(&call_id);
                 // A call that ended on hold must not keep the speaker silent for the next one.
                 self.playout.set_held(self.all_held());
                 self.emit(AgentEvent::CallEnded { call_id, reason });
@@ -189,6 +190,12 @@ impl Session {
                 slot,
             } => {
                 if let Some(frames) = self.connection.video_frames(slot as usize) {
+                    self.stats.routed(
+                        slot as usize,
+                        call_id.clone(),
+                        participant.clone(),
+                        media_type,
+                    );
                     self.emit(AgentEvent::VideoRouted {
                         call_id,
                         participant,
@@ -201,11 +208,14 @@ impl Session {
                 call_id,
                 participant,
                 media_type,
-            } => self.emit(AgentEvent::VideoUnrouted {
-                call_id,
-                participant,
-                media_type,
-            }),
+            } => {
+                self.stats.unrouted(&call_id, &participant, media_type);
+                self.emit(AgentEvent::VideoUnrouted {
+                    call_id,
+                    participant,
+                    media_type,
+                })
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 
 mod calls;
 mod media;
+mod report;
 mod session;
 
 use call_protocol::{
@@ -311,6 +312,8 @@ pub enum AgentEvent {
         /// Which stream.
         media_type: MediaType,
     },
+    /// The media figures, every [`crate::stats::STATS_INTERVAL`] while a call is connected.
+    Stats(crate::stats::MediaStats),
     /// The service refused a request.
     RequestFailed {
         /// The service's error code.

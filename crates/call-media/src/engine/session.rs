@@ -152,6 +152,7 @@ pub(super) struct Session {
     pub(super) answered_at: Option<tokio::time::Instant>,
     /// Media connections built so far.
     attempts: u32,
+    pub(super) stats: super::report::StatsTracker,
 }
 
 /// Builds a media connection with its own event channel (so a replaced connection's late
@@ -237,6 +238,7 @@ impl Session {
             keyframes,
             answered_at: None,
             attempts: 1,
+            stats: Default::default(),
         })
     }
 
@@ -247,6 +249,8 @@ impl Session {
     /// Runs until shutdown (`None`) or a failure (the error).
     async fn run(mut self, inputs: &mut mpsc::Receiver<AgentCommand>) -> Option<AgentError> {
         let media_deadline = tokio::time::Instant::now() + MEDIA_TIMEOUT;
+        let mut stats_tick = tokio::time::interval(crate::stats::STATS_INTERVAL);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
             if self.events.overflowed() {
                 break Some(AgentError::Overloaded);
@@ -281,6 +285,7 @@ impl Session {
                 {
                     tracing::debug!("sending video failed: {e}");
                 },
+                _ = stats_tick.tick() => self.report_stats().await,
                 frame = super::media::next_frame(&mut self.microphone) => match frame {
                     Some(f) => self.send_frame(f.samples).await,
                     None => {

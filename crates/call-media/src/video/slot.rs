@@ -60,6 +60,12 @@ impl FrameSlot {
         Some(front.sequence)
     }
 
+    /// The width and height of the latest published picture, once there is one.
+    pub fn size(&self) -> Option<(u32, u32)> {
+        let front = self.front.lock().unwrap_or_else(|p| p.into_inner());
+        (front.sequence > 0).then_some((front.width, front.height))
+    }
+
     /// The sequence number of the latest published picture (0 before the first).
     pub fn sequence(&self) -> u64 {
         self.front

@@ -15,6 +15,8 @@ mod video;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rtc::shared::marshal::MarshalSize;
+
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
@@ -22,6 +24,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use crate::audio::Playout;
+use crate::stats::ReceiveCounters;
 use crate::video::FrameSlot;
 use video::{Feedback, VideoReceiver};
 
@@ -32,12 +35,18 @@ pub(super) enum Slot {
     Video(usize),
 }
 
-/// Reads one remote track until it ends.
+/// RTP clock rates: Opus and H.264.
+const AUDIO_CLOCK: u32 = 48_000;
+const VIDEO_CLOCK: u32 = 90_000;
+
+/// Reads one remote track until it ends, counting its packets in its slot's `counters`
+/// (audio slots first, then video).
 pub(super) async fn run(
     track: Arc<dyn TrackRemote>,
     find_slot: impl Fn(usize) -> Option<Slot>,
     playout: Arc<Playout>,
     frames: Vec<FrameSlot>,
+    counters: Vec<ReceiveCounters>,
 ) {
     let mut video: Option<(VideoReceiver, u32)> = None;
     let mut slot = None;
@@ -71,16 +80,35 @@ pub(super) async fn run(
                         .map(|f| (VideoReceiver::start(k, f.clone()), init.ssrc));
                 }
             }
-            Some(TrackRemoteEvent::OnRtpPacket(packet)) => match (slot, video.as_mut()) {
-                (Some(Slot::Audio(k)), _) => {
-                    playout.push(k, packet.header.sequence_number, packet.payload)
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                let (index, clock) = match slot {
+                    Some(Slot::Audio(k)) => (k, AUDIO_CLOCK),
+                    Some(Slot::Video(k)) => (call_protocol::AUDIO_SLOTS + k, VIDEO_CLOCK),
+                    None => continue,
+                };
+                if let Some(c) = counters.get(index) {
+                    let h = &packet.header;
+                    let bytes = h.marshal_size() + packet.payload.len();
+                    c.packet(
+                        h.ssrc,
+                        h.sequence_number,
+                        h.timestamp,
+                        clock,
+                        bytes,
+                        Instant::now(),
+                    );
                 }
-                (Some(Slot::Video(_)), Some((receiver, ssrc))) => {
-                    let feedback = receiver.packet(&packet, Instant::now());
-                    send(track.as_ref(), feedback, *ssrc).await;
+                match (slot, video.as_mut()) {
+                    (Some(Slot::Audio(k)), _) => {
+                        playout.push(k, packet.header.sequence_number, packet.payload)
+                    }
+                    (Some(Slot::Video(_)), Some((receiver, ssrc))) => {
+                        let feedback = receiver.packet(&packet, Instant::now());
+                        send(track.as_ref(), feedback, *ssrc).await;
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             Some(TrackRemoteEvent::OnEnded) | None => break,
             Some(_) => {}
         }
