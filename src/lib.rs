@@ -95,6 +95,7 @@ impl Plugin for CallingPlugin {
             .add_observer(bridge::stop_meter)
             .add_observer(bridge::forget_call)
             .add_observer(bridge::forget_agent)
+            .add_observer(bridge::unplace_voice)
             .add_systems(
                 PreUpdate,
                 (bridge::receive, bridge::sync_devices, bridge::update_levels)
@@ -103,7 +104,10 @@ impl Plugin for CallingPlugin {
             )
             .add_systems(
                 PostUpdate,
-                video::upload_frames.in_set(CallSystems::UploadVideo),
+                (
+                    video::upload_frames.in_set(CallSystems::UploadVideo),
+                    bridge::place_voices,
+                ),
             );
         bridge::add_request_observers(app);
     }
@@ -132,7 +136,7 @@ pub mod prelude {
         RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, Resume,
         SelectDevice, SetVoiceProcessing, StartCall, StartCallExt, StartScreenShare, StartVideo,
         StopScreenShare, StopVideo, StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo,
-        VideoView, VoiceProcessing,
+        VideoView, VoicePlacement, VoiceProcessing,
     };
     pub use crate::{
         AddParticipants, AdmitParticipant, CallId, CallStats, DominantSpeakers, HangUpForEveryone,

@@ -395,3 +395,55 @@ fn six_members_talking_in_turn_are_each_heard_by_all_and_lead_the_dominant_speak
         });
     }
 }
+
+#[test]
+fn each_voice_plays_from_where_the_listener_placed_it() {
+    let service = service();
+    let mut lee = client(&service, "lee", Mic::Tone);
+    let mut ray = client(&service, "ray", Mic::Tone);
+    let mut lia = client(&service, "lia", Mic::None);
+    let group = CallId::new_group();
+    let clients = &mut [&mut lee, &mut ray, &mut lia];
+    let calls = joined(clients, &group);
+    // Lia hears Lee only on the left and Ray only on the right.
+    for (talker, placement) in [(0, (1.0, 0.0)), (1, (0.0, 1.0))] {
+        let id = clients[talker].user.clone();
+        sees(clients, 2, calls[2], &id, ParticipantState::Connected);
+        let world = clients[2].app.world_mut();
+        let entity = world
+            .query::<(Entity, &RemoteParticipant)>()
+            .iter(world)
+            .find(|(_, p)| p.identifier == id)
+            .map(|(e, _)| e)
+            .expect("the talker's participant entity");
+        world.entity_mut(entity).insert(VoicePlacement {
+            left: placement.0,
+            right: placement.1,
+        });
+    }
+    for (talker, quiet) in [(0, 1), (1, 0)] {
+        clients[quiet].trigger(Mute { call: calls[quiet] });
+        clients[talker].trigger(Unmute {
+            call: calls[talker],
+        });
+        run_for(clients, Duration::from_secs(1));
+        let mark = clients[2].speaker.len();
+        run_for(clients, Duration::from_millis(1500));
+        let (left, right) = clients[2].speaker.channels_from(mark);
+        let (left, right) = (energy(&left), energy(&right));
+        let (near, far) = if talker == 0 {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        let who = &clients[talker].user;
+        assert!(
+            near > 0.005,
+            "{who} is not heard on their side: {left} / {right}"
+        );
+        assert!(
+            far < near / 100.0,
+            "{who} leaks to the other side: {left} / {right}"
+        );
+    }
+}

@@ -6,12 +6,14 @@
 mod devices;
 mod receive;
 mod requests;
+mod voices;
 
 pub(crate) use devices::{
     select_device, set_voice_processing, start_meter, stop_meter, sync_devices, update_levels,
 };
 pub(crate) use receive::receive;
 pub(crate) use requests::{add_request_observers, group_call, outgoing_call};
+pub(crate) use voices::{place_voices, unplace_voice};
 
 use std::collections::HashMap;
 

@@ -27,7 +27,7 @@ pub use group::{
     AddParticipants, AdmitParticipant, DominantSpeakers, HangUpForEveryone, JoinGroupCall,
     RejectParticipant, RemoveParticipant, SetLobby,
 };
-pub use participant::{ParticipantOf, Participants, RemoteParticipant};
+pub use participant::{ParticipantOf, Participants, RemoteParticipant, VoicePlacement};
 pub use stream::{
     LocalScreenShare, LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoView,
 };

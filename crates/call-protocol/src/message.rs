@@ -250,6 +250,11 @@ pub enum ServerMessage {
         call_id: CallId,
         /// Who, in that order.
         speakers: Vec<CommunicationIdentifier>,
+        /// Whose voice each of the client's audio receive slots carries (slot order, at most
+        /// [`AUDIO_SLOTS`]), so a client can place each voice (positional audio). Absent from
+        /// older services: empty.
+        #[serde(default)]
+        slots: Vec<Option<CommunicationIdentifier>>,
     },
     /// The call ended for this client.
     CallEnded {

@@ -169,6 +169,14 @@ impl Router {
             .unwrap_or_default()
     }
 
+    /// Whose voice each receive slot of a call carries.
+    pub fn voice_slots(&self, call_id: &CallId) -> Vec<Option<SessionId>> {
+        self.speakers
+            .get(call_id)
+            .map(|d| d.slots().to_vec())
+            .unwrap_or_default()
+    }
+
     /// The legs an audio packet from `from` goes out on: none unless it is a dominant speaker
     /// of its call, then its slot on every other member.
     pub fn audio_legs(&self, from: SessionId) -> Vec<Leg> {

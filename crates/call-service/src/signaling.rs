@@ -153,8 +153,12 @@ impl Shared {
                 MediaFact::Speaking { session, speaking } => {
                     self.with_board(|b| ((), b.set_speaking(session, speaking)));
                 }
-                MediaFact::DominantSpeakers { call_id, speakers } => {
-                    self.with_board(|b| ((), b.set_dominant(&call_id, speakers)));
+                MediaFact::DominantSpeakers {
+                    call_id,
+                    speakers,
+                    slots,
+                } => {
+                    self.with_board(|b| ((), b.set_dominant(&call_id, speakers, slots)));
                 }
             }
         }

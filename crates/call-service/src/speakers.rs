@@ -87,6 +87,11 @@ pub struct DominantSpeakers {
 }
 
 impl DominantSpeakers {
+    /// Whose voice each receive slot carries.
+    pub fn slots(&self) -> &[Option<SessionId>] {
+        &self.slots
+    }
+
     /// A call whose listeners have `slots` receive slots for voices.
     pub fn new(slots: usize) -> Self {
         Self {

@@ -5,7 +5,7 @@ pub mod jitter;
 mod playout;
 pub mod processing;
 
-pub use playout::Playout;
+pub use playout::{Gains, Playout};
 pub use processing::{VoiceProcessing, VoiceProcessor};
 
 use crate::device::FRAME_SAMPLES;

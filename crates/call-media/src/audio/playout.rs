@@ -7,7 +7,7 @@
 //! buffers allocated up front, so a pull never allocates and never waits on the network side.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,36 @@ pub struct Playout {
     held: AtomicBool,
     /// The reading side of what was played, until the engine takes it.
     reference: Mutex<Option<rtrb::Consumer<f32>>>,
+    /// Each slot's left and right gain ([`Gains`]), set from any thread.
+    gains: [AtomicU64; AUDIO_SLOTS],
+}
+
+/// A voice's left and right gains: where it sits between the speakers, and how near.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gains {
+    /// The left channel's gain (1: as received).
+    pub left: f32,
+    /// The right channel's gain.
+    pub right: f32,
+}
+
+impl Gains {
+    /// Both channels as received: no placement.
+    pub const CENTRE: Self = Self {
+        left: 1.0,
+        right: 1.0,
+    };
+
+    fn pack(self) -> u64 {
+        (u64::from(self.left.to_bits()) << 32) | u64::from(self.right.to_bits())
+    }
+
+    fn unpack(bits: u64) -> Self {
+        Self {
+            left: f32::from_bits((bits >> 32) as u32),
+            right: f32::from_bits(bits as u32),
+        }
+    }
 }
 
 impl Playout {
@@ -121,6 +151,7 @@ impl Playout {
             }),
             held: AtomicBool::new(false),
             reference: Mutex::new(Some(consumer)),
+            gains: std::array::from_fn(|_| AtomicU64::new(Gains::CENTRE.pack())),
         })
     }
 
@@ -136,6 +167,14 @@ impl Playout {
     /// Plays silence while `held` (the call is on hold), whatever still arrives.
     pub fn set_held(&self, held: bool) {
         self.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Places the voice in `slot` (positional audio): its left and right gains from the next
+    /// pull on. A mono speaker plays their average.
+    pub fn set_gains(&self, slot: usize, gains: Gains) {
+        if let Some(g) = self.gains.get(slot) {
+            g.store(gains.pack(), Ordering::Relaxed);
+        }
     }
 
     /// Adds a received Opus packet to a slot. When the slot's ring is full (nobody pulls: the
@@ -161,8 +200,10 @@ impl Playout {
     }
 }
 
-impl PlayoutSource for Playout {
-    fn fill(&self, out: &mut [f32]) {
+impl Playout {
+    /// Decodes and mixes `frames` frames into `out`: interleaved left/right when `stereo`, each
+    /// slot through its [`Gains`]; mono otherwise, each slot at its gains' average.
+    fn mix(&self, out: &mut [f32], stereo: bool) {
         out.fill(0.0);
         let mut mixer = match self.mixer.try_lock() {
             Ok(mixer) => mixer,
@@ -180,13 +221,25 @@ impl PlayoutSource for Playout {
         for slot in slots.iter_mut() {
             slot.receive(now);
         }
+        let gains: [Gains; AUDIO_SLOTS] =
+            std::array::from_fn(|k| Gains::unpack(self.gains[k].load(Ordering::Relaxed)));
+        let channels = if stereo { 2 } else { 1 };
         // At most a frame at a time, so no slot ever holds more than two frames of PCM.
-        for chunk in out.chunks_mut(FRAME_SAMPLES) {
-            let len = chunk.len();
-            for slot in slots.iter_mut() {
+        for chunk in out.chunks_mut(channels * FRAME_SAMPLES) {
+            let len = chunk.len() / channels;
+            for (slot, g) in slots.iter_mut().zip(gains) {
                 slot.ensure(len, frame);
-                for (o, s) in chunk.iter_mut().zip(slot.pcm.drain(..len)) {
-                    *o += s;
+                let pcm = slot.pcm.drain(..len);
+                if stereo {
+                    for (pair, s) in chunk.chunks_mut(2).zip(pcm) {
+                        pair[0] += s * g.left;
+                        pair[1] += s * g.right;
+                    }
+                } else {
+                    let gain = (g.left + g.right) / 2.0;
+                    for (o, s) in chunk.iter_mut().zip(pcm) {
+                        *o += s * gain;
+                    }
                 }
             }
         }
@@ -196,11 +249,24 @@ impl PlayoutSource for Playout {
         for o in out.iter_mut() {
             *o = o.clamp(-1.0, 1.0);
         }
-        // A full ring (nobody reads it) keeps what it has.
-        let n = out.len().min(reference.slots());
+        // The echo canceller hears the mono mix. A full ring (nobody reads it) keeps what it has.
+        let n = (out.len() / channels).min(reference.slots());
         if let Ok(chunk) = reference.write_chunk_uninit(n) {
-            chunk.fill_from_iter(out.iter().copied());
+            chunk.fill_from_iter(
+                out.chunks(channels)
+                    .map(|c| c.iter().sum::<f32>() / channels as f32),
+            );
         }
+    }
+}
+
+impl PlayoutSource for Playout {
+    fn fill(&self, out: &mut [f32]) {
+        self.mix(out, false);
+    }
+
+    fn fill_stereo(&self, out: &mut [f32]) {
+        self.mix(out, true);
     }
 }
 
@@ -229,6 +295,32 @@ mod tests {
             energy = out.iter().map(|s| s * s).sum::<f32>() / out.len() as f32;
         }
         assert!(energy > 0.05, "mean square {energy}");
+    }
+
+    #[test]
+    fn a_placed_voice_plays_on_its_side() {
+        let playout = Playout::new().unwrap();
+        playout.set_gains(
+            0,
+            Gains {
+                left: 1.0,
+                right: 0.0,
+            },
+        );
+        let mut enc =
+            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        let mut out = vec![0.0f32; 2 * FRAME_SAMPLES];
+        let (mut left, mut right) = (0.0, 0.0);
+        for n in 0..10u16 {
+            let pcm: Vec<f32> = (0..FRAME_SAMPLES)
+                .map(|i| 0.5 * (std::f32::consts::TAU * 440.0 * i as f32 / 48_000.0).sin())
+                .collect();
+            playout.push(0, n, Bytes::from(enc.encode_vec_float(&pcm, 4000).unwrap()));
+            playout.fill_stereo(&mut out);
+            left = out.chunks(2).map(|p| p[0] * p[0]).sum::<f32>();
+            right = out.chunks(2).map(|p| p[1] * p[1]).sum::<f32>();
+        }
+        assert!(left > 10.0 && right == 0.0, "left {left}, right {right}");
     }
 
     #[test]

@@ -213,8 +213,9 @@ where
         .map_err(|e| e.to_string())
 }
 
-/// Opens a hardware speaker; its callback pulls mono audio (resampled to the device's rate in
-/// place when it is not 48 kHz) and copies it to every channel.
+/// Opens a hardware speaker. Its callback pulls stereo at 48 kHz for a device with two or more
+/// channels at that rate, otherwise mono (resampled to the device's rate in place when it is
+/// not 48 kHz) copied to every channel.
 pub(super) fn open_speaker(
     id: &DeviceId,
     source: Arc<dyn PlayoutSource>,
@@ -255,15 +256,29 @@ where
     let channels = config.channels.max(1) as usize;
     // Allocated here, before the stream runs: the callback pulls a frame at most at a time.
     let mut mono = vec![0.0; FRAME_SAMPLES];
+    let mut stereo = vec![0.0; 2 * FRAME_SAMPLES];
     device
         .build_output_stream::<T, _, _>(
             config,
             move |data: &mut [T], _| {
                 for block in data.chunks_mut(channels * FRAME_SAMPLES) {
-                    let mono = &mut mono[..block.len() / channels];
+                    let frames = block.len() / channels;
                     match &mut resampler {
-                        Some(resampler) => resampler.fill(mono, &*source),
-                        None => source.fill(mono),
+                        // Two channels at 48 kHz: left and right as the mixer placed them, the
+                        // average on any further channel.
+                        None if channels >= 2 => {
+                            let pairs = &mut stereo[..2 * frames];
+                            source.fill_stereo(pairs);
+                            for (chunk, pair) in block.chunks_mut(channels).zip(pairs.chunks(2)) {
+                                chunk.fill(T::from_sample((pair[0] + pair[1]) / 2.0));
+                                chunk[0] = T::from_sample(pair[0]);
+                                chunk[1] = T::from_sample(pair[1]);
+                            }
+                            continue;
+                        }
+                        // Resampled devices play the mono mix.
+                        Some(resampler) => resampler.fill(&mut mono[..frames], &*source),
+                        None => source.fill(&mut mono[..frames]),
                     }
                     for (chunk, &s) in block.chunks_mut(channels).zip(mono.iter()) {
                         chunk.fill(T::from_sample(s));

@@ -120,6 +120,18 @@ pub trait PlayoutSource: Send + Sync + 'static {
     /// realtime callback, at most [`FRAME_SAMPLES`] at a time: it should neither allocate nor
     /// wait on a lock that anything slower holds.
     fn fill(&self, out: &mut [f32]);
+
+    /// Fills `out` with interleaved stereo (left, right) samples: `out.len() / 2` frames. By
+    /// default both channels play what [`PlayoutSource::fill`] gives; a mixer that places voices
+    /// (positional audio) pans them.
+    fn fill_stereo(&self, out: &mut [f32]) {
+        let frames = out.len() / 2;
+        self.fill(&mut out[..frames]);
+        for i in (0..frames).rev() {
+            out[2 * i + 1] = out[i];
+            out[2 * i] = out[i];
+        }
+    }
 }
 
 /// An open microphone. Frames arrive on [`Microphone::frames`]; dropping it stops capture.

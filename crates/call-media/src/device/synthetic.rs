@@ -32,6 +32,8 @@ impl CaptureClock {
 struct RecordingData {
     started_at: Option<Instant>,
     samples: Vec<f32>,
+    /// The same, as the stereo pairs the source gave (left, right interleaved).
+    stereo: Vec<f32>,
 }
 
 /// What a recording speaker played, shared with whoever added it. Sample `i` was played
@@ -73,6 +75,14 @@ impl Recording {
     pub fn samples_from(&self, from: usize) -> Vec<f32> {
         let data = self.data();
         data.samples.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// The left and the right channel from sample `from` on: voices the mixer placed are
+    /// panned between them; `samples` is their average.
+    pub fn channels_from(&self, from: usize) -> (Vec<f32>, Vec<f32>) {
+        let data = self.data();
+        let pairs = data.stereo.get(2 * from..).unwrap_or_default();
+        pairs.chunks(2).map(|p| (p[0], p[1])).unzip()
     }
 
     /// When the speaker played sample 0.
@@ -211,14 +221,18 @@ pub(super) fn spawn_speaker(
             let mut data = recording.data();
             data.started_at = Some(start);
             data.samples.clear();
+            data.stereo.clear();
         }
-        let mut frame = vec![0.0f32; PLAYOUT_SAMPLES];
+        let mut frame = vec![0.0f32; 2 * PLAYOUT_SAMPLES];
         for m in 0u32.. {
             if !stop.sleep_until(start + PLAYOUT_PERIOD * m) {
                 break;
             }
-            source.fill(&mut frame);
-            recording.data().samples.extend_from_slice(&frame);
+            source.fill_stereo(&mut frame);
+            let mut data = recording.data();
+            data.stereo.extend_from_slice(&frame);
+            data.samples
+                .extend(frame.chunks(2).map(|pair| (pair[0] + pair[1]) / 2.0));
         }
         if let Some(path) = &recording.wav
             && let Err(e) = recording.write_wav(path)

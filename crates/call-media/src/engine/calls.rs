@@ -81,6 +81,10 @@ impl Session {
             AgentCommand::AcceptCall(call_id) => ClientMessage::AcceptCall { call_id },
             AgentCommand::RejectCall(call_id) => ClientMessage::RejectCall { call_id },
             AgentCommand::HangUp(call_id) => ClientMessage::HangUp { call_id },
+            AgentCommand::PlaceVoice { participant, gains } => {
+                self.voices.place(participant, gains, &self.playout);
+                return;
+            }
             AgentCommand::SetVoiceProcessing(mode) => {
                 self.config.voice_processing = mode;
                 self.update_processor();
@@ -136,7 +140,12 @@ impl Session {
             }
             ServerMessage::CallRinging { call_id } => self.emit(AgentEvent::CallRinging(call_id)),
             ServerMessage::InLobby { call_id } => self.emit(AgentEvent::CallInLobby(call_id)),
-            ServerMessage::DominantSpeakers { call_id, speakers } => {
+            ServerMessage::DominantSpeakers {
+                call_id,
+                speakers,
+                slots,
+            } => {
+                self.voices.slots(call_id.clone(), slots, &self.playout);
                 self.emit(AgentEvent::DominantSpeakers { call_id, speakers })
             }
             ServerMessage::CallConnected { call_id } => {
@@ -154,6 +163,7 @@ impl Session {
                     self.update_sources().await;
                 }
                 self.stats.call_ended(&call_id);
+                self.voices.call_ended(&call_id, &self.playout);
                 // A call that ended on hold must not keep the speaker silent for the next one.
                 self.playout.set_held(self.all_held());
                 self.emit(AgentEvent::CallEnded { call_id, reason });

@@ -17,6 +17,7 @@ mod calls;
 mod media;
 mod report;
 mod session;
+mod voices;
 
 use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantInfo,
@@ -57,7 +58,7 @@ pub struct AgentConfig {
 }
 
 /// A request to the engine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum AgentCommand {
     /// Call the targets under this (caller-chosen) id.
     StartCall {
@@ -141,6 +142,14 @@ pub enum AgentCommand {
     },
     /// Turn echo cancellation, noise suppression and gain on or off (or back to automatic).
     SetVoiceProcessing(VoiceProcessing),
+    /// Place a participant's voice between the speakers (positional audio); `None` puts it
+    /// back in the centre. Applies whenever the service forwards their voice.
+    PlaceVoice {
+        /// Whose voice.
+        participant: CommunicationIdentifier,
+        /// Its left and right gains.
+        gains: Option<crate::audio::Gains>,
+    },
     /// Put a connected call on hold (`held`) or resume it. While held nothing is sent or
     /// played in it.
     SetHold {

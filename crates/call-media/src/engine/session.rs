@@ -153,6 +153,7 @@ pub(super) struct Session {
     /// Media connections built so far.
     attempts: u32,
     pub(super) stats: super::report::StatsTracker,
+    pub(super) voices: super::voices::Voices,
 }
 
 /// Builds a media connection with its own event channel (so a replaced connection's late
@@ -239,6 +240,7 @@ impl Session {
             answered_at: None,
             attempts: 1,
             stats: Default::default(),
+            voices: Default::default(),
         })
     }
 

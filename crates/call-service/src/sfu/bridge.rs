@@ -109,5 +109,7 @@ pub enum MediaFact {
         call_id: CallId,
         /// Who, in that order.
         speakers: Vec<SessionId>,
+        /// Whose voice each receive slot carries.
+        slots: Vec<Option<SessionId>>,
     },
 }

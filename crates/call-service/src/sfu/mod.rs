@@ -112,8 +112,8 @@ pub struct Sfu {
     bots: HashMap<SessionId, EchoBot>,
     /// The bots' spoken prompt, encoded once.
     prompt: Arc<[Bytes]>,
-    /// Each call's dominant speakers as signaling last heard them.
-    dominant: HashMap<CallId, Vec<SessionId>>,
+    /// Each call's dominant speakers and voice slots as signaling last heard them.
+    dominant: HashMap<CallId, (Vec<SessionId>, Vec<Option<SessionId>>)>,
     /// Calls whose dominant speakers changed while the fact channel was full.
     dominant_unreported: HashSet<CallId>,
 }

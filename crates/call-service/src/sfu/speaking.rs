@@ -56,23 +56,26 @@ impl Sfu {
         }
     }
 
-    /// Tells signaling a call's dominant speakers if they changed since it last heard them.
+    /// Tells signaling a call's dominant speakers and whose voice each slot carries, if either
+    /// changed since it last heard them.
     pub(super) fn report_dominant(&mut self, call_id: CallId) {
-        let speakers = self.forwarder.router().dominant(&call_id);
-        if self.dominant.get(&call_id) == Some(&speakers) {
+        let router = self.forwarder.router();
+        let now = (router.dominant(&call_id), router.voice_slots(&call_id));
+        if self.dominant.get(&call_id) == Some(&now) {
             self.dominant_unreported.remove(&call_id);
             return;
         }
         let fact = MediaFact::DominantSpeakers {
             call_id: call_id.clone(),
-            speakers: speakers.clone(),
+            speakers: now.0.clone(),
+            slots: now.1.clone(),
         };
         if self.facts.try_send(fact).is_ok() {
             self.dominant_unreported.remove(&call_id);
-            if speakers.is_empty() {
+            if now.0.is_empty() {
                 self.dominant.remove(&call_id);
             } else {
-                self.dominant.insert(call_id, speakers);
+                self.dominant.insert(call_id, now);
             }
         } else {
             self.dominant_unreported.insert(call_id);

@@ -10,14 +10,16 @@ use super::{CallRecord, Member, Outbound, Refusal, SessionId, Switchboard};
 impl CallRecord {
     /// The dominant speakers message for this call.
     pub(super) fn dominant_message(&self, call_id: &CallId) -> ServerMessage {
+        let id = |s: SessionId| {
+            self.members
+                .iter()
+                .find(|m| m.session == s)
+                .map(|m| m.info.id.clone())
+        };
         ServerMessage::DominantSpeakers {
             call_id: call_id.clone(),
-            speakers: self
-                .dominant
-                .iter()
-                .filter_map(|&s| self.members.iter().find(|m| m.session == s))
-                .map(|m| m.info.id.clone())
-                .collect(),
+            speakers: self.dominant.iter().filter_map(|&s| id(s)).collect(),
+            slots: self.voice_slots.iter().map(|s| s.and_then(id)).collect(),
         }
     }
 }
@@ -225,16 +227,22 @@ impl Switchboard {
         self.leave(call_id, session, Some(reason), reason)
     }
 
-    /// Records the call's dominant speakers as the SFU picked them, loudest first, and tells
-    /// every member.
-    pub fn set_dominant(&mut self, call_id: &CallId, speakers: Vec<SessionId>) -> Vec<Outbound> {
+    /// Records the call's dominant speakers as the SFU picked them, loudest first, and whose
+    /// voice each receive slot carries, and tells every member.
+    pub fn set_dominant(
+        &mut self,
+        call_id: &CallId,
+        speakers: Vec<SessionId>,
+        slots: Vec<Option<SessionId>>,
+    ) -> Vec<Outbound> {
         let Some(call) = self.calls.get_mut(call_id) else {
             return Vec::new();
         };
-        if call.dominant == speakers {
+        if call.dominant == speakers && call.voice_slots == slots {
             return Vec::new();
         }
         call.dominant = speakers;
+        call.voice_slots = slots;
         let message = call.dominant_message(call_id);
         call.members
             .iter()

@@ -319,13 +319,17 @@ fn dominant_speakers_reach_connected_members_and_late_joiners() {
     for s in [ORG, P1] {
         join(&mut sb, s);
     }
-    let out = sb.set_dominant(&group(), vec![P1, ORG]);
+    let out = sb.set_dominant(&group(), vec![P1, ORG], vec![Some(ORG), Some(P1), None]);
     for s in [ORG, P1] {
         assert!(sent_to(&out, s).iter().any(|m| matches!(m,
-            ServerMessage::DominantSpeakers { speakers, .. }
-                if speakers == &vec![user("pat"), user("olga")])));
+            ServerMessage::DominantSpeakers { speakers, slots, .. }
+                if speakers == &vec![user("pat"), user("olga")]
+                    && slots == &vec![Some(user("olga")), Some(user("pat")), None])));
     }
-    assert!(sb.set_dominant(&group(), vec![P1, ORG]).is_empty());
+    assert!(
+        sb.set_dominant(&group(), vec![P1, ORG], vec![Some(ORG), Some(P1), None])
+            .is_empty()
+    );
     let out = join(&mut sb, P2);
     assert!(sent_to(&out, P2).iter().any(|m| matches!(m,
         ServerMessage::DominantSpeakers { speakers, .. } if speakers.len() == 2)));

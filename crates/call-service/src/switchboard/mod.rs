@@ -139,6 +139,8 @@ struct CallRecord {
     members: Vec<Member>,
     /// The dominant speakers the SFU last reported, loudest first.
     dominant: Vec<SessionId>,
+    /// Whose voice each audio receive slot carries, as the SFU last reported.
+    voice_slots: Vec<Option<SessionId>>,
 }
 
 impl CallRecord {
@@ -153,6 +155,7 @@ impl CallRecord {
                 info,
             }],
             dominant: Vec::new(),
+            voice_slots: Vec::new(),
         }
     }
 
