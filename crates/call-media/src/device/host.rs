@@ -18,6 +18,10 @@ use super::{
 };
 
 const PREFIX: &str = "cpal:";
+/// Devices not listed: ALSA's `null` PCM discards and invents samples as fast as it is asked,
+/// with no clock, so a stream on it spins its thread at full speed (measured: two such threads
+/// took most of two cores from a call) and nobody hears or speaks through it.
+const UNPACED: &[&str] = &["alsa:null"];
 
 fn devices(kind: DeviceKind) -> Vec<cpal::Device> {
     let host = cpal::default_host();
@@ -48,6 +52,9 @@ pub(super) fn list(kind: DeviceKind) -> Vec<DeviceInfo> {
         .into_iter()
         .filter_map(|d| {
             let id = d.id().ok()?.to_string();
+            if UNPACED.contains(&id.as_str()) {
+                return None;
+            }
             let name = d
                 .description()
                 .map(|n| n.name().to_owned())
