@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bevy_calling's two entry points on Debian/Ubuntu. Each installs what it needs first.
-#   ./dev.sh run    the headless demo: two clients call each other through the embedded service
+#   ./dev.sh run    the conference app on the embedded call service (extra arguments go to it:
+#                   ./dev.sh run --help)
 #   ./dev.sh test   formatting, clippy and every test of the workspace
+# Both build the same profile (dev, with every dependency optimized), so the second reuses the
+# first's dependencies.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -9,6 +12,9 @@ cd "$(dirname "$0")"
 # str0m's aws-lc-rs (cmake, a C/C++ compiler), openh264's assembly (nasm; without it openh264
 # silently builds a slower C-only codec) and nokhwa's V4L2 bindings (libclang-dev, for bindgen).
 APT_PACKAGES=(build-essential pkg-config cmake nasm libclang-dev libasound2-dev)
+# The app's window: the X libraries winit loads, and Mesa's Vulkan driver for machines without a
+# GPU (lavapipe, software rendering).
+RUN_APT_PACKAGES=(libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 mesa-vulkan-drivers)
 # Test peers: a private PulseAudio daemon gives cpal real (null-sink) speakers and microphones
 # through ALSA's pulse plugin, with paplay, parec and module-loopback (a room's echo) around the
 # app; nftables drops packets on loopback for the packet-loss tests;
@@ -38,8 +44,9 @@ setup() {
 
 case "${1:-}" in
   run)
-    setup "${APT_PACKAGES[@]}"
-    exec cargo run --release --example headless_demo
+    setup "${APT_PACKAGES[@]}" "${RUN_APT_PACKAGES[@]}"
+    shift
+    exec cargo run -p call-app -- "$@"
     ;;
   test)
     setup "${APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}"
@@ -50,7 +57,7 @@ case "${1:-}" in
     exec cargo test --workspace
     ;;
   *)
-    echo "usage: ./dev.sh run | test" >&2
+    echo "usage: ./dev.sh run [app arguments] | test" >&2
     exit 2
     ;;
 esac

@@ -21,6 +21,8 @@
 
 mod bridge;
 pub mod model;
+#[cfg(feature = "ui")]
+pub mod ui;
 mod video;
 
 pub use bridge::Devices;

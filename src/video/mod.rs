@@ -1,8 +1,11 @@
 //! Frames to the GPU: each rendered stream (a subscribed [`crate::VideoView`] or a local
 //! preview) has a [`FrameFeed`] joining its engine-side latest-frame slot to its `Image`. One
 //! system copies a slot's picture into the image only when the slot has a new one; the RGBA
-//! conversion already happened on the media side (SIMD), and buffers are reused, so the app thread
-//! does one copy per new frame and no allocation unless the size changes.
+//! conversion already happened on the media side (SIMD). The images are render-world assets:
+//! when a renderer runs, Bevy moves each new picture's bytes to the GPU upload instead of cloning
+//! them, so the picture is never kept twice in the main world (a new buffer is then filled per
+//! frame); without a renderer (headless apps, tests) the bytes stay in the image and its buffer
+//! is reused.
 
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
@@ -36,7 +39,7 @@ impl FrameFeed {
             TextureDimension::D2,
             &[0, 0, 0, 255],
             TextureFormat::Rgba8UnormSrgb,
-            RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+            RenderAssetUsages::RENDER_WORLD,
         ));
         Some(Self {
             seen: slot.sequence(),
@@ -73,10 +76,10 @@ pub(crate) fn upload_frames(
             if image.texture_descriptor.size != size {
                 image.resize(size);
             }
-            if let Some(data) = image.data.as_mut()
-                && data.len() == frame.rgba.len()
-            {
-                data.copy_from_slice(&frame.rgba);
+            match image.data.as_mut() {
+                Some(data) if data.len() == frame.rgba.len() => data.copy_from_slice(&frame.rgba),
+                // Taken by the renderer's extraction (or resized): a fresh buffer.
+                _ => image.data = Some(frame.rgba.clone()),
             }
         }) {
             feed.seen = seen;

@@ -6,8 +6,7 @@
 //! the decoded picture, and can regenerate the exact source frame to measure quality, or compare the
 //! capture time with its own clock for glass-to-glass latency.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::VideoFrame;
 
@@ -23,19 +22,24 @@ pub struct FrameStamp {
     pub source: u8,
     /// Its frame number at that camera.
     pub counter: u32,
-    /// When it was captured: microseconds since [`epoch`], modulo 2^32.
+    /// When it was captured: the wall clock's microseconds, modulo 2^32 ([`stamp_micros`]).
     pub micros: u32,
 }
 
-/// The process-wide instant that stamps count from.
-pub fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// Microseconds from [`epoch`] to `at`, modulo 2^32, as a stamp carries them.
+/// Microseconds of the wall clock at `at`, modulo 2^32 (about 71 minutes), as a stamp carries
+/// them. The wall clock is the machine's, so a stamp from one process (a bot) reads correctly
+/// in another (the app) on the same machine: latencies are differences of two such values.
 pub fn stamp_micros(at: Instant) -> u32 {
-    at.saturating_duration_since(epoch()).as_micros() as u32
+    let now = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let at_wall = if at <= now {
+        wall.saturating_sub(now - at)
+    } else {
+        wall + (at - now)
+    };
+    at_wall.as_micros() as u32
 }
 
 impl FrameStamp {
@@ -107,20 +111,90 @@ pub fn draw(stamp: FrameStamp, width: u32, height: u32) -> VideoFrame {
 
 /// Reads the stamp from a decoded RGBA picture of the pattern, if it carries a valid one.
 pub fn read_rgba(rgba: &[u8], width: u32, height: u32) -> Option<FrameStamp> {
-    let b = block(width) as usize;
     let w = width as usize;
-    if height as usize >= 2 * b && rgba.len() >= w * height as usize * 4 {
-        let bits = std::array::from_fn(|i| {
-            let (bx, by) = (i % BLOCKS_PER_ROW as usize, i / BLOCKS_PER_ROW as usize);
-            // The centre of the block, away from edges the codec blurs.
-            let (x, y) = (bx * b + b / 2, by * b + b / 2);
-            let p = &rgba[(y * w + x) * 4..(y * w + x) * 4 + 3];
-            let luma = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
-            luma > 128.0
-        });
-        FrameStamp::from_bits(&bits)
-    } else {
-        None
+    if rgba.len() < w * height as usize * 4 {
+        return None;
+    }
+    read_with(width, height, |x, y| {
+        let at = (y as usize * w + x as usize) * 4;
+        [rgba[at], rgba[at + 1], rgba[at + 2]]
+    })
+}
+
+/// Reads the stamp of a `width`x`height` picture of the pattern through `sample`, which gives
+/// the RGB colour at a pixel of the picture: the picture may be anywhere, e.g. a texture drawn
+/// in perspective on a screenshot, mapped back by the caller.
+pub fn read_with(
+    width: u32,
+    height: u32,
+    sample: impl Fn(u32, u32) -> [u8; 3],
+) -> Option<FrameStamp> {
+    let b = block(width);
+    if height < 2 * b {
+        return None;
+    }
+    let bits = std::array::from_fn(|i| {
+        let (bx, by) = (i as u32 % BLOCKS_PER_ROW, i as u32 / BLOCKS_PER_ROW);
+        // The centre of the block, away from edges the codec blurs.
+        let p = sample(bx * b + b / 2, by * b + b / 2);
+        let luma = 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32;
+        luma > 128.0
+    });
+    FrameStamp::from_bits(&bits)
+}
+
+/// Reads the stamp of a `width`x`height` picture of the pattern drawn in perspective onto a
+/// quadrilateral: `corners` are where its top-left, top-right, bottom-right and bottom-left
+/// corners landed (a screenshot of a 3D view), `sample` gives the RGB colour at a point there.
+pub fn read_quad(
+    width: u32,
+    height: u32,
+    corners: [[f64; 2]; 4],
+    sample: impl Fn(f64, f64) -> [u8; 3],
+) -> Option<FrameStamp> {
+    let map = Quad::from_unit_square(corners)?;
+    read_with(width, height, |x, y| {
+        let (u, v) = (
+            (f64::from(x) + 0.5) / f64::from(width),
+            (f64::from(y) + 0.5) / f64::from(height),
+        );
+        let [sx, sy] = map.apply(u, v);
+        sample(sx, sy)
+    })
+}
+
+/// The projective map from the unit square (u right, v down) onto a quadrilateral.
+struct Quad([f64; 8]);
+
+impl Quad {
+    /// The map taking (0,0), (1,0), (1,1), (0,1) to `corners` in that order (Heckbert's
+    /// square-to-quad solution); `None` for a degenerate quadrilateral.
+    fn from_unit_square(corners: [[f64; 2]; 4]) -> Option<Self> {
+        let [[x0, y0], [x1, y1], [x2, y2], [x3, y3]] = corners;
+        let (sx, sy) = (x0 - x1 + x2 - x3, y0 - y1 + y2 - y3);
+        let (dx1, dx2, dy1, dy2) = (x1 - x2, x3 - x2, y1 - y2, y3 - y2);
+        let det = dx1 * dy2 - dx2 * dy1;
+        if det.abs() < 1e-9 {
+            return None;
+        }
+        let g = (sx * dy2 - dx2 * sy) / det;
+        let h = (dx1 * sy - sx * dy1) / det;
+        Some(Self([
+            x1 - x0 + g * x1,
+            x3 - x0 + h * x3,
+            x0,
+            y1 - y0 + g * y1,
+            y3 - y0 + h * y3,
+            y0,
+            g,
+            h,
+        ]))
+    }
+
+    fn apply(&self, u: f64, v: f64) -> [f64; 2] {
+        let [a, b, c, d, e, f, g, h] = self.0;
+        let z = g * u + h * v + 1.0;
+        [(a * u + b * v + c) / z, (d * u + e * v + f) / z]
     }
 }
 
@@ -156,6 +230,38 @@ mod tests {
         };
         assert_ne!(at(1, 1).y[5000..], at(1, 2).y[5000..]);
         assert_ne!(at(1, 1).u, at(2, 1).u);
+    }
+
+    #[test]
+    fn a_stamp_reads_back_through_a_perspective_quad() {
+        let stamp = FrameStamp {
+            source: 3,
+            counter: 77,
+            micros: 12_345,
+        };
+        let (w, h) = (640, 360);
+        let mut rgba = vec![0; (w * h * 4) as usize];
+        draw(stamp, w, h).to_rgba(&mut rgba);
+        // A picture seen turned away to the right (its right edge shorter): the map hits the
+        // corners.
+        let corners = [[100.0, 50.0], [400.0, 70.0], [400.0, 200.0], [100.0, 220.0]];
+        let inverse = Quad::from_unit_square(corners).unwrap();
+        for (k, (u, v)) in [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let [x, y] = inverse.apply(u, v);
+            assert!((x - corners[k][0]).abs() < 1e-9 && (y - corners[k][1]).abs() < 1e-9);
+        }
+        // Drawn at half size with its top-left at (10, 20): each screen point looks up the
+        // source pixel under it.
+        let half = [[10.0, 20.0], [330.0, 20.0], [330.0, 200.0], [10.0, 200.0]];
+        let screen = |x: f64, y: f64| {
+            let (px, py) = (((x - 10.0) * 2.0) as u32, ((y - 20.0) * 2.0) as u32);
+            let at = ((py.min(h - 1) * w + px.min(w - 1)) * 4) as usize;
+            [rgba[at], rgba[at + 1], rgba[at + 2]]
+        };
+        assert_eq!(read_quad(w, h, half, screen), Some(stamp));
     }
 
     #[test]

@@ -1,0 +1,603 @@
+//! The spatial view: each remote participant is a tile in a 3D scene, on an arc facing the
+//! viewer (`layout.rs`). A tile shows the participant's camera as a GPU texture (the plugin's
+//! `VideoView` image on an unlit material), or a colour with their initials; the active speaker
+//! comes forward with a smooth animation and a lit frame; a screen share is a large panel.
+//! Streams are subscribed only while their tile is on screen and big enough to see, so the cost
+//! follows what is visible.
+
+use bevy::camera::Camera;
+use bevy::core_pipeline::tonemapping::Tonemapping;
+use bevy::prelude::*;
+use bevy_calling::prelude::*;
+
+use crate::layout::{self, Placement, TILE};
+
+/// Tiles narrower than this on screen (physical pixels) are not worth a video stream.
+const MIN_VISIBLE_WIDTH: f32 = 48.0;
+/// The distance at which a voice plays at its received level.
+const VOICE_REFERENCE: f32 = 5.0;
+/// How fast tiles move to their places: the remaining distance shrinks by e^-rate per second.
+const ANIMATION_RATE: f32 = 8.0;
+
+/// The call the view shows, and the person's agent.
+#[derive(Resource, Default, Debug)]
+pub struct Focus {
+    /// This app's person, once signed in.
+    pub agent: Option<Entity>,
+    /// Their live call, if any.
+    pub call: Option<Entity>,
+}
+
+/// A participant's tile.
+#[derive(Component, Debug)]
+pub struct Tile {
+    /// The [`RemoteParticipant`] entity.
+    pub participant: Entity,
+    /// Their display name.
+    pub name: String,
+    /// Where it is going.
+    target: Placement,
+    /// Whether it shows video now.
+    pub has_video: bool,
+    /// Whether it is the active speaker's.
+    pub is_speaker: bool,
+}
+
+/// The lit frame behind a tile.
+#[derive(Component)]
+struct TileFrame;
+
+/// The screen-share panel, showing `stream`.
+#[derive(Component, Debug)]
+pub struct SharePanel {
+    /// The [`RemoteVideoStream`] entity.
+    pub stream: Entity,
+}
+
+/// Where a tile or panel is on screen, in physical pixels: corners from the top left, clockwise.
+#[derive(Component, Debug, Clone, Copy, Default)]
+pub struct OnScreen {
+    /// Top left, top right, bottom right, bottom left.
+    pub corners: [Vec2; 4],
+    /// Whether its centre is inside the window.
+    pub visible: bool,
+}
+
+impl OnScreen {
+    /// Width across the top edge.
+    pub fn width(&self) -> f32 {
+        self.corners[0].distance(self.corners[1])
+    }
+
+    /// The centre.
+    pub fn centre(&self) -> Vec2 {
+        self.corners.iter().sum::<Vec2>() / 4.0
+    }
+}
+
+/// While set, tiles hold still and keep their places (a screenshot is being taken of them).
+#[derive(Resource, Default, Debug)]
+pub struct Frozen(pub bool);
+
+/// The 3D view's camera.
+#[derive(Component)]
+pub struct StageCamera;
+
+/// A stream this view subscribed.
+#[derive(Component)]
+struct Watched;
+
+/// Shared meshes and the frame materials.
+#[derive(Resource)]
+struct SceneAssets {
+    tile: Handle<Mesh>,
+    frame: Handle<Mesh>,
+    speaker: Handle<StandardMaterial>,
+    speaking: Handle<StandardMaterial>,
+}
+
+/// The spatial view's systems, in `Update`.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SceneSet;
+
+/// The spatial view's systems.
+pub struct ScenePlugin;
+
+impl Plugin for ScenePlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Focus>()
+            .init_resource::<Frozen>()
+            .add_systems(Startup, setup)
+            .add_systems(
+                Update,
+                (
+                    fit_stage,
+                    focus,
+                    (sync_tiles, sync_share_panel, animate).run_if(|f: Res<Frozen>| !f.0),
+                    place_voices,
+                    paint,
+                    project,
+                    watch_streams,
+                )
+                    .chain()
+                    .in_set(SceneSet),
+            );
+    }
+}
+
+fn setup(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+) {
+    // The controls' camera carries egui's primary context (set here, not left to whichever
+    // camera egui sees first): it covers the whole window, on top of the stage.
+    // No multisampling here either: on software rendering a 4x buffer for the whole window
+    // costs more than everything else drawn.
+    commands.spawn((
+        bevy_egui::PrimaryEguiContext,
+        Camera2d,
+        Camera {
+            order: 1,
+            clear_color: ClearColorConfig::None,
+            ..default()
+        },
+        Msaa::Off,
+    ));
+    // The stage: exact video colours (no tonemapping, no multisampling, which is also cheaper
+    // on software rendering), in the window's part the panels leave free.
+    commands.spawn((
+        StageCamera,
+        Camera3d::default(),
+        Msaa::Off,
+        Tonemapping::None,
+        Transform::IDENTITY,
+    ));
+    commands.insert_resource(ClearColor(Color::srgb(0.07, 0.08, 0.1)));
+    let unlit = |color| StandardMaterial {
+        base_color: color,
+        unlit: true,
+        ..default()
+    };
+    commands.insert_resource(SceneAssets {
+        tile: meshes.add(Rectangle::new(TILE.0, TILE.1)),
+        frame: meshes.add(Rectangle::new(TILE.0 + 0.1, TILE.1 + 0.1)),
+        speaker: materials.add(unlit(Color::srgb(1.0, 0.75, 0.2))),
+        speaking: materials.add(unlit(Color::srgb(0.3, 0.8, 0.4))),
+    });
+}
+
+/// The stage takes the part of the window the panels left free last frame.
+fn fit_stage(
+    screens: Res<crate::screens::Screens>,
+    mut cameras: Query<&mut Camera, With<StageCamera>>,
+) {
+    let Ok(mut camera) = cameras.single_mut() else {
+        return;
+    };
+    let viewport = screens.drawn.stage.and_then(|[left, top, right, bottom]| {
+        let size = UVec2::new((right - left) as u32, (bottom - top) as u32);
+        (size.x >= 16 && size.y >= 16).then(|| bevy::camera::Viewport {
+            physical_position: UVec2::new(left as u32, top as u32),
+            physical_size: size,
+            ..default()
+        })
+    });
+    let rect = |v: &Option<bevy::camera::Viewport>| {
+        v.as_ref().map(|v| (v.physical_position, v.physical_size))
+    };
+    if rect(&camera.viewport) != rect(&viewport) {
+        camera.viewport = viewport;
+    }
+}
+
+/// The stage's width over its height.
+fn stage_aspect(camera: &Camera) -> f32 {
+    camera
+        .logical_viewport_size()
+        .map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0))
+}
+
+/// Whether media flows in a call in this state.
+pub fn is_live(state: CallState) -> bool {
+    matches!(
+        state,
+        CallState::Connected | CallState::LocalHold | CallState::RemoteHold
+    )
+}
+
+/// Follows the person's live call: the newest one not ended.
+fn focus(mut focus: ResMut<Focus>, agents: Query<&AgentCalls>, calls: Query<&Call>) {
+    let call = focus.agent.and_then(|a| agents.get(a).ok()).and_then(|c| {
+        c.iter().rev().find(|&e| {
+            calls
+                .get(e)
+                .is_ok_and(|c| c.state != CallState::Disconnected)
+        })
+    });
+    if focus.call != call {
+        focus.call = call;
+    }
+}
+
+/// What is on stage: the focused call's participants who have not left, their streams, and
+/// the stage camera's shape.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Stage<'w, 's> {
+    focus: Res<'w, Focus>,
+    calls: Query<'w, 's, (&'static Participants, Option<&'static DominantSpeakers>)>,
+    participants: Query<'w, 's, (&'static RemoteParticipant, Option<&'static Streams>)>,
+    streams: Query<'w, 's, &'static RemoteVideoStream>,
+    cameras: Query<'w, 's, &'static Camera, With<StageCamera>>,
+}
+
+impl Stage<'_, '_> {
+    /// The participants on stage, in roster order.
+    fn people(&self) -> Vec<Entity> {
+        let Some((people, _)) = self.focus.call.and_then(|c| self.calls.get(c).ok()) else {
+            return Vec::new();
+        };
+        people
+            .entities()
+            .iter()
+            .copied()
+            .filter(|&e| {
+                self.participants
+                    .get(e)
+                    .is_ok_and(|(p, _)| p.state != ParticipantState::Disconnected)
+            })
+            .collect()
+    }
+
+    /// The index in `people` of the active speaker: the service's first dominant speaker.
+    fn speaker(&self, people: &[Entity]) -> Option<usize> {
+        let (_, dominant) = self.focus.call.and_then(|c| self.calls.get(c).ok())?;
+        let first = dominant?.speakers.first()?;
+        people.iter().position(|&e| {
+            self.participants
+                .get(e)
+                .is_ok_and(|(p, _)| &p.identifier == first)
+        })
+    }
+
+    /// The first available screen share of someone in `people`.
+    fn shared_screen(&self, people: &[Entity]) -> Option<Entity> {
+        people
+            .iter()
+            .filter_map(|&p| self.participants.get(p).ok()?.1)
+            .flat_map(|s| s.entities().iter().copied())
+            .find(|&e| {
+                self.streams
+                    .get(e)
+                    .is_ok_and(|s| s.media_type == MediaType::ScreenSharing && s.is_available)
+            })
+    }
+
+    /// The stage's width over its height.
+    fn aspect(&self) -> f32 {
+        self.cameras.single().map_or(16.0 / 9.0, stage_aspect)
+    }
+
+    fn name(&self, participant: Entity) -> String {
+        self.participants
+            .get(participant)
+            .map(|(p, _)| p.display_name.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One tile per participant on stage, placed by the layout.
+fn sync_tiles(
+    mut commands: Commands,
+    stage: Stage,
+    assets: Res<SceneAssets>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut tiles: Query<(Entity, &mut Tile)>,
+) {
+    let people = stage.people();
+    for (entity, tile) in &tiles {
+        if !people.contains(&tile.participant) {
+            commands.entity(entity).despawn();
+        }
+    }
+    let active = stage.speaker(&people);
+    let sharing = stage.shared_screen(&people).is_some();
+    let places = layout::arrange(people.len(), active, sharing, stage.aspect());
+    for (index, (&participant, place)) in people.iter().zip(places).enumerate() {
+        let is_speaker = active == Some(index);
+        if let Some((_, mut tile)) = tiles.iter_mut().find(|(_, t)| t.participant == participant) {
+            tile.target = place;
+            tile.is_speaker = is_speaker;
+            continue;
+        }
+        let name = stage.name(participant);
+        let material = materials.add(StandardMaterial {
+            base_color: colour_for(&name),
+            unlit: true,
+            ..default()
+        });
+        commands
+            .spawn((
+                Tile {
+                    participant,
+                    name,
+                    target: place,
+                    has_video: false,
+                    is_speaker,
+                },
+                OnScreen::default(),
+                Shown::default(),
+                Mesh3d(assets.tile.clone()),
+                MeshMaterial3d(material),
+                // New tiles grow from the back of their place.
+                Transform::from_translation(place.position * 1.3)
+                    .with_rotation(place.rotation)
+                    .with_scale(Vec3::splat(0.01)),
+            ))
+            .with_child((
+                TileFrame,
+                Mesh3d(assets.frame.clone()),
+                MeshMaterial3d(assets.speaking.clone()),
+                Transform::from_xyz(0.0, 0.0, -0.01),
+                Visibility::Hidden,
+            ));
+    }
+}
+
+/// A calm colour per name, for tiles without video.
+pub fn colour_for(name: &str) -> Color {
+    let hash = name.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
+    Color::hsl((hash % 360) as f32, 0.35, 0.35)
+}
+
+/// The screen share panel follows the first available screen-share stream on stage.
+fn sync_share_panel(
+    mut commands: Commands,
+    stage: Stage,
+    assets: Res<SceneAssets>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    panels: Query<(Entity, &SharePanel)>,
+) {
+    let people = stage.people();
+    let shared = stage.shared_screen(&people);
+    for (entity, panel) in &panels {
+        if Some(panel.stream) != shared {
+            commands.entity(entity).despawn();
+        }
+    }
+    let Some(stream) = shared else { return };
+    if panels.iter().any(|(_, p)| p.stream == stream) {
+        return;
+    }
+    let (place, width) = layout::share_panel(people.len(), stage.aspect());
+    commands.spawn((
+        SharePanel { stream },
+        OnScreen::default(),
+        Shown::default(),
+        Mesh3d(assets.tile.clone()),
+        MeshMaterial3d(materials.add(StandardMaterial {
+            base_color: Color::BLACK,
+            unlit: true,
+            ..default()
+        })),
+        Transform::from_translation(place.position).with_scale(Vec3::splat(width / TILE.0)),
+    ));
+}
+
+/// Moves tiles smoothly to their places; lights the active speaker's frame.
+fn animate(
+    time: Res<Time>,
+    mut tiles: Query<(&Tile, &mut Transform, &Children)>,
+    mut frames: Query<(&mut Visibility, &mut MeshMaterial3d<StandardMaterial>), With<TileFrame>>,
+    participants: Query<&RemoteParticipant>,
+    assets: Res<SceneAssets>,
+) {
+    let k = 1.0 - (-ANIMATION_RATE * time.delta_secs()).exp();
+    for (tile, mut transform, children) in &mut tiles {
+        let target = tile.target;
+        transform.translation = transform.translation.lerp(target.position, k);
+        transform.rotation = transform.rotation.slerp(target.rotation, k);
+        transform.scale = transform.scale.lerp(Vec3::splat(target.scale), k);
+        let speaking = participants
+            .get(tile.participant)
+            .is_ok_and(|p| p.is_speaking);
+        for &child in children {
+            if let Ok((mut visibility, mut material)) = frames.get_mut(child) {
+                *visibility = if tile.is_speaker || speaking {
+                    Visibility::Inherited
+                } else {
+                    Visibility::Hidden
+                };
+                let wanted = if tile.is_speaker {
+                    &assets.speaker
+                } else {
+                    &assets.speaking
+                };
+                if material.0 != *wanted {
+                    material.0 = wanted.clone();
+                }
+            }
+        }
+    }
+}
+
+/// Each voice plays from where its tile is going (positional audio in the plugin's mixer).
+fn place_voices(
+    mut commands: Commands,
+    cameras: Query<&GlobalTransform, With<StageCamera>>,
+    tiles: Query<&Tile>,
+    placed: Query<Option<&VoicePlacement>>,
+) {
+    let Ok(listener) = cameras.single() else {
+        return;
+    };
+    for tile in &tiles {
+        let wanted = VoicePlacement::at(listener, tile.target.position, VOICE_REFERENCE);
+        if placed.get(tile.participant).ok().flatten() != Some(&wanted) {
+            commands.entity(tile.participant).try_insert(wanted);
+        }
+    }
+}
+
+/// What a tile's or panel's material shows: a video image (and the size its texture had when
+/// the material was last prepared), or nothing.
+#[derive(Component, Default)]
+struct Shown(Option<(AssetId<Image>, UVec2)>);
+
+/// Puts `view` (or `fallback`) on `material`. A material is prepared against its texture as it
+/// was then, so when the image is re-created at another size (a stream's first frame, or a new
+/// resolution) the material is touched to bind the new texture.
+fn show(
+    materials: &mut Assets<StandardMaterial>,
+    images: &Assets<Image>,
+    material: &Handle<StandardMaterial>,
+    view: Option<&Handle<Image>>,
+    fallback: Color,
+    shown: &mut Shown,
+) {
+    let now = view.map(|v| (v.id(), images.get(v).map_or(UVec2::ZERO, Image::size)));
+    if shown.0 == now {
+        return;
+    }
+    shown.0 = now;
+    if let Some(mut m) = materials.get_mut(material) {
+        m.base_color = if view.is_some() {
+            Color::WHITE
+        } else {
+            fallback
+        };
+        m.base_color_texture = view.cloned();
+    }
+}
+
+/// Puts each tile's video image (or its colour) on its material, and the share on its panel.
+fn paint(
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    images: Res<Assets<Image>>,
+    mut tiles: Query<(&mut Tile, &MeshMaterial3d<StandardMaterial>, &mut Shown)>,
+    mut panels: Query<(&SharePanel, &MeshMaterial3d<StandardMaterial>, &mut Shown), Without<Tile>>,
+    participants: Query<(&RemoteParticipant, Option<&Streams>)>,
+    streams: Query<(&RemoteVideoStream, Option<&VideoView>)>,
+) {
+    for (mut tile, material, mut shown) in &mut tiles {
+        let Ok((participant, owned)) = participants.get(tile.participant) else {
+            continue;
+        };
+        let view = owned.and_then(|s| {
+            s.entities().iter().find_map(|&e| match streams.get(e) {
+                Ok((s, Some(view))) if s.media_type == MediaType::Video && s.is_available => {
+                    Some(&view.image)
+                }
+                _ => None,
+            })
+        });
+        tile.has_video = view.is_some();
+        let fallback = colour_for(&participant.display_name);
+        show(
+            &mut materials,
+            &images,
+            &material.0,
+            view,
+            fallback,
+            &mut shown,
+        );
+    }
+    for (panel, material, mut shown) in &mut panels {
+        let view = streams
+            .get(panel.stream)
+            .ok()
+            .and_then(|(_, v)| v.map(|v| &v.image));
+        show(
+            &mut materials,
+            &images,
+            &material.0,
+            view,
+            Color::BLACK,
+            &mut shown,
+        );
+    }
+}
+
+/// Where each tile and panel is on screen.
+fn project(
+    cameras: Query<(&Camera, &GlobalTransform), With<StageCamera>>,
+    mut placed: Query<(&GlobalTransform, &mut OnScreen)>,
+) {
+    let Ok((camera, eye)) = cameras.single() else {
+        return;
+    };
+    let scale = camera.target_scaling_factor().unwrap_or(1.0);
+    let Some(view) = camera.physical_viewport_rect() else {
+        return;
+    };
+    let (min, max) = (view.min.as_vec2(), view.max.as_vec2());
+    let (w, h) = (TILE.0 / 2.0, TILE.1 / 2.0);
+    for (transform, mut on_screen) in &mut placed {
+        let corners = [
+            Vec3::new(-w, h, 0.0),
+            Vec3::new(w, h, 0.0),
+            Vec3::new(w, -h, 0.0),
+            Vec3::new(-w, -h, 0.0),
+        ]
+        .map(|c| {
+            camera
+                .world_to_viewport(eye, transform.transform_point(c))
+                .map(|p| p * scale)
+                .unwrap_or(Vec2::splat(-1.0))
+        });
+        let next = OnScreen {
+            corners,
+            visible: false,
+        };
+        let centre = next.centre();
+        let visible = centre.cmpge(min).all() && centre.cmplt(max).all();
+        *on_screen = OnScreen { visible, ..next };
+    }
+}
+
+/// Subscribes the camera of each tile that is visible and big enough, and the shared screen;
+/// unsubscribes the rest.
+fn watch_streams(
+    mut commands: Commands,
+    tiles: Query<(&Tile, &OnScreen)>,
+    panels: Query<&SharePanel>,
+    owned: Query<&Streams>,
+    streams: Query<(Entity, &RemoteVideoStream, Has<Watched>)>,
+) {
+    let mut wanted: Vec<Entity> = panels.iter().map(|p| p.stream).collect();
+    // Every stream of someone on stage, seen or not.
+    let mut live: Vec<Entity> = wanted.clone();
+    for (tile, on_screen) in &tiles {
+        let Ok(s) = owned.get(tile.participant) else {
+            continue;
+        };
+        live.extend(s.entities());
+        if on_screen.visible && on_screen.width() >= MIN_VISIBLE_WIDTH {
+            wanted.extend(s.entities().iter().copied().filter(|&e| {
+                streams
+                    .get(e)
+                    .is_ok_and(|(_, s, _)| s.media_type == MediaType::Video)
+            }));
+        }
+    }
+    for (stream, state, watched) in &streams {
+        let want = state.is_available && wanted.contains(&stream);
+        match (want, watched) {
+            (true, false) => {
+                commands.entity(stream).insert(Watched);
+                commands.trigger(SubscribeVideo { stream });
+            }
+            (false, true) => {
+                commands.entity(stream).remove::<Watched>();
+                // A stream of a call that ended needs no unsubscribing (the service would
+                // refuse it: the call is gone).
+                if live.contains(&stream) {
+                    commands.trigger(UnsubscribeVideo { stream });
+                }
+            }
+            _ => {}
+        }
+    }
+}

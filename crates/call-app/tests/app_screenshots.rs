@@ -1,0 +1,205 @@
+//! The conference app as a person sees it: the app performs a scenario under Xvfb with software
+//! rendering (Mesa's lavapipe), saves screenshots, and this test checks their pixels: each
+//! video tile carries a valid stamp of the synthetic camera it shows (read back through the
+//! tile's corners on screen), the in-call bar and the statistics window are drawn.
+//!
+//! Needs `xvfb-run` and Mesa's Vulkan driver, which `./dev.sh test` installs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bevy_calling::pattern::{self, FrameStamp};
+use serde_json::Value;
+
+/// The camera pictures' size (the app's bots and synthetic camera draw 640x360).
+const PICTURE: (u32, u32) = (640, 360);
+/// Long enough for a debug build on two cores to sign in, call, and start four bots.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+struct Screenshot {
+    rgb: Vec<u8>,
+    width: u32,
+    height: u32,
+    sidecar: Value,
+}
+
+impl Screenshot {
+    fn load(path: &Path) -> Self {
+        let file = std::fs::File::open(path)
+            .unwrap_or_else(|e| panic!("{}: {e} (the app saved no screenshot)", path.display()));
+        let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+            .read_info()
+            .expect("a PNG");
+        let mut buffer = vec![0; reader.output_buffer_size().expect("a size")];
+        let info = reader.next_frame(&mut buffer).expect("a frame");
+        let channels = info.color_type.samples();
+        let rgb = buffer[..info.buffer_size()]
+            .chunks(channels)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        let json = std::fs::read_to_string(path.with_extension("png.json")).expect("a sidecar");
+        Self {
+            rgb,
+            width: info.width,
+            height: info.height,
+            sidecar: serde_json::from_str(&json).expect("sidecar JSON"),
+        }
+    }
+
+    fn pixel(&self, x: f32, y: f32) -> [u8; 3] {
+        let x = (x.round().max(0.0) as u32).min(self.width - 1);
+        let y = (y.round().max(0.0) as u32).min(self.height - 1);
+        let at = ((y * self.width + x) * 3) as usize;
+        [self.rgb[at], self.rgb[at + 1], self.rgb[at + 2]]
+    }
+
+    /// The stamp a tile shows, reading the picture through the tile's corners on screen (the
+    /// perspective mapping they define, since tiles face the viewer from an arc).
+    fn stamp_in(&self, tile: &Value) -> Option<FrameStamp> {
+        let corner = |k: usize| {
+            let c = &tile["corners"][k];
+            [c[0].as_f64().unwrap_or(-1.0), c[1].as_f64().unwrap_or(-1.0)]
+        };
+        let (w, h) = PICTURE;
+        pattern::read_quad(w, h, [0, 1, 2, 3].map(corner), |x, y| {
+            self.pixel(x as f32, y as f32)
+        })
+    }
+
+    /// How many distinct colours a drawn rectangle (`[left, top, right, bottom]`) holds: a
+    /// panel with text and buttons has many, an empty one or the 3D view's background few.
+    fn colours_in(&self, rect: &Value) -> usize {
+        let r: Vec<f32> = (0..4)
+            .map(|k| rect[k].as_f64().unwrap_or(0.0) as f32)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut y = r[1];
+        while y < r[3] {
+            let mut x = r[0];
+            while x < r[2] {
+                seen.insert(self.pixel(x, y));
+                x += 1.0;
+            }
+            y += 1.0;
+        }
+        seen.len()
+    }
+
+    fn tiles(&self) -> Vec<Value> {
+        self.sidecar["tiles"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Runs the app under Xvfb on `script` (with `{dir}` replaced by a fresh directory); returns
+/// the directory.
+fn run_app(name: &str, script: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("app-screenshots-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let script_path = dir.join("scenario.txt");
+    std::fs::write(
+        &script_path,
+        script.replace("{dir}", &dir.to_string_lossy()),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut child = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(env!("CARGO_BIN_EXE_call-app"))
+        .args([
+            "--name",
+            "Tester",
+            "--size",
+            "1280x720",
+            "--synthetic-devices",
+            "--script",
+        ])
+        .arg(&script_path)
+        .env("RUST_LOG", "warn,call_app=info")
+        .spawn()
+        .expect("xvfb-run starts (apt install xvfb xauth)");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the app runs") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            panic!("the app did not finish its scenario within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "the app's scenario failed: {status}");
+    dir
+}
+
+#[test]
+fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statistics() {
+    let dir = run_app(
+        "group",
+        "wait-for signed-in\n\
+         call-echo\n\
+         wait-for video 1\n\
+         wait 2\n\
+         screenshot {dir}/echo.png\n\
+         wait 2\n\
+         hang-up\n\
+         wait-for ended\n\
+         join-group\n\
+         wait-for connected\n\
+         add-bots 4\n\
+         wait-for video 4\n\
+         show stats\n\
+         wait 3\n\
+         screenshot {dir}/group.png\n\
+         wait 2\n",
+    );
+
+    // The echo test shows the person's own camera, echoed through the service.
+    let echo = Screenshot::load(&dir.join("echo.png"));
+    let tiles = echo.tiles();
+    assert_eq!(
+        tiles.len(),
+        1,
+        "one tile in the echo call: {}",
+        echo.sidecar
+    );
+    assert!(
+        echo.stamp_in(&tiles[0]).is_some(),
+        "the echo tile shows no stamped camera picture: {}",
+        echo.sidecar
+    );
+
+    let group = Screenshot::load(&dir.join("group.png"));
+    let tiles = group.tiles();
+    assert_eq!(tiles.len(), 4, "four bots on stage: {}", group.sidecar);
+    let mut sources = Vec::new();
+    for tile in &tiles {
+        let stamp = group
+            .stamp_in(tile)
+            .unwrap_or_else(|| panic!("no valid stamp in tile {tile}"));
+        sources.push(stamp.source);
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    assert_eq!(
+        sources.len(),
+        4,
+        "each tile shows a different camera: {sources:?}"
+    );
+
+    let controls = group.colours_in(&group.sidecar["controls"]);
+    assert!(
+        controls > 8,
+        "the in-call bar has {controls} colours: not drawn"
+    );
+    let stats = group.colours_in(&group.sidecar["stats"]);
+    assert!(
+        stats > 8,
+        "the statistics window has {stats} colours: not drawn"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
