@@ -44,8 +44,10 @@ impl Plugin for ProbePlugin {
     }
 }
 
-/// Asks for one capture of the window, unless one is in flight; tiles hold still until it is
-/// taken. Returns whether one was asked for.
+/// Asks for one capture of the window, unless one is in flight. Tiles hold still until it is
+/// taken; the first call only stops them, since the tiles' corners come from the last frame's
+/// transforms: the capture is asked for on the next call, once nothing moved. Returns whether
+/// one was asked for.
 pub fn ask(
     commands: &mut Commands,
     probe: &mut Probe,
@@ -54,6 +56,10 @@ pub fn ask(
     tiles: &Query<(&Tile, &OnScreen)>,
 ) -> bool {
     if probe.pending.is_some() {
+        return false;
+    }
+    if !frozen.0 {
+        frozen.0 = true;
         return false;
     }
     let corners = tiles
@@ -66,7 +72,6 @@ pub fn ask(
         frame: frame.0,
         presented_at: None,
     });
-    frozen.0 = true;
     commands
         .spawn(Screenshot::primary_window())
         .observe(read_capture);

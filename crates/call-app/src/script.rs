@@ -300,13 +300,18 @@ fn perform(
             true
         }
         Step::Screenshot(path) => {
+            // Tiles hold still until the picture is taken, so the sidecar says where they are.
+            // The corners come from the last frame's transforms: freeze first, and write the
+            // sidecar and ask for the picture on the next frame, once nothing moved since.
+            if !frozen.0 {
+                frozen.0 = true;
+                return;
+            }
             let sidecar = sidecar(&tiles, &panels, &services.screens, &calls, call);
             let json = path.with_extension("png.json");
             if let Err(e) = std::fs::write(&json, sidecar) {
                 error!("script: writing {}: {e}", json.display());
             }
-            // Tiles hold still until the picture is taken, so the sidecar says where they are.
-            frozen.0 = true;
             commands
                 .spawn(Screenshot::primary_window())
                 .observe(save_to_disk(path.clone()))
