@@ -45,6 +45,14 @@ pub enum CallState {
     Disconnected,
 }
 
+impl CallState {
+    /// Whether the call is up: connected, or on hold on either side (its media resumes
+    /// without setting it up again).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Connected | Self::LocalHold | Self::RemoteHold)
+    }
+}
+
 /// A call of a [`super::CallAgent`]. Ended calls stay (state [`CallState::Disconnected`], with
 /// their reason) until the app despawns them.
 #[derive(Component, Reflect, Debug, Clone)]

@@ -38,10 +38,7 @@ pub struct CallView<'a> {
 /// and hang up for everyone. Buttons that do not apply now are drawn disabled, not hidden.
 pub fn call_controls(ui: &mut egui::Ui, commands: &mut Commands, view: CallView) {
     let call = view.entity;
-    let live = matches!(
-        view.call.state,
-        CallState::Connected | CallState::LocalHold | CallState::RemoteHold
-    );
+    let live = view.call.state.is_live();
     let held = view.call.state == CallState::LocalHold;
     ui.horizontal_wrapped(|ui| {
         let mute_label = if view.call.is_muted { "Unmute" } else { "Mute" };

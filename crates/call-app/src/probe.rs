@@ -125,19 +125,12 @@ fn read_capture(
 
 /// The samples as JSON: count, mean, p50, p95 in milliseconds.
 pub fn report(samples: &mut [f64]) -> String {
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        samples
-            .get(((samples.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let mean = samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+    let [mean, p50, p95] = crate::script::summary(samples).unwrap_or([0.0, f64::NAN, f64::NAN]);
     serde_json::json!({
         "samples": samples.len(),
         "glass_to_glass_ms_mean": mean,
-        "glass_to_glass_ms_p50": at(0.5),
-        "glass_to_glass_ms_p95": at(0.95),
+        "glass_to_glass_ms_p50": p50,
+        "glass_to_glass_ms_p95": p95,
     })
     .to_string()
 }

@@ -198,14 +198,6 @@ fn stage_aspect(camera: &Camera) -> f32 {
         .map_or(16.0 / 9.0, |s| s.x / s.y.max(1.0))
 }
 
-/// Whether media flows in a call in this state.
-pub fn is_live(state: CallState) -> bool {
-    matches!(
-        state,
-        CallState::Connected | CallState::LocalHold | CallState::RemoteHold
-    )
-}
-
 /// Follows the person's live call: the newest one not ended.
 fn focus(mut focus: ResMut<Focus>, agents: Query<&AgentCalls>, calls: Query<&Call>) {
     let call = focus.agent.and_then(|a| agents.get(a).ok()).and_then(|c| {

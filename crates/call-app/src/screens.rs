@@ -12,7 +12,7 @@ use bevy_egui::{EguiContexts, EguiTextureHandle};
 use call_service::token::TokenIssuer;
 
 use crate::bots::{self, Goal};
-use crate::scene::{self, Focus, OnScreen, Tile};
+use crate::scene::{Focus, OnScreen, Tile};
 use crate::session::{self, Connection};
 
 /// What the screens remember between frames.
@@ -211,7 +211,7 @@ fn draw(
     services.screens.drawn = Drawn::default();
     let screens = &services.screens;
     if screens.show_devices || screens.show_roster || screens.show_stats {
-        let organizer = is_organizer(&services.connection, state);
+        let organizer = is_organizer(&services.connection);
         let (devices, roster, statistics) = (
             screens.show_devices,
             screens.show_roster,
@@ -275,7 +275,7 @@ fn draw(
                     sharing,
                     cameras: &cameras,
                     screen_sources: &[],
-                    is_organizer: is_organizer(&services.connection, state),
+                    is_organizer: is_organizer(&services.connection),
                 },
             );
         });
@@ -298,7 +298,7 @@ fn draw(
 
 /// Organizers may remove people and end calls for everyone. This app signs its person in as
 /// an organizer; the service has the final word.
-fn is_organizer(connection: &Connection, _agent: &CallAgent) -> bool {
+fn is_organizer(connection: &Connection) -> bool {
     matches!(connection.0, session::Service::Embedded(_))
 }
 
@@ -450,7 +450,7 @@ fn start(
     }
     ui.horizontal(|ui| {
         ui.add(egui::DragValue::new(&mut services.screens.bot_count).range(1..=16));
-        let in_group = call.is_some_and(|c| c.id.is_guid() && scene::is_live(c.state));
+        let in_group = call.is_some_and(|c| c.id.is_guid() && c.state.is_live());
         if ui
             .add_enabled(in_group, egui::Button::new("Add bots"))
             .on_disabled_hover_text("join a group call first")

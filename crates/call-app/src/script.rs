@@ -380,20 +380,26 @@ fn process_cpu() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// Mean, median and 95th percentile of `values` (sorted in place); `None` when empty.
+pub fn summary(values: &mut [f64]) -> Option<[f64; 3]> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    Some([mean, at(0.5), at(0.95)])
+}
+
 /// A measurement as JSON: frame times in milliseconds, and CPU in cores.
 fn measurement(frames: &mut [f32], cpu: Duration, wall: Duration, video_tiles: usize) -> String {
-    frames.sort_by(f32::total_cmp);
-    let at = |q: f32| {
-        frames
-            .get(((frames.len() as f32 - 1.0) * q).round() as usize)
-            .map_or(0.0, |s| s * 1e3)
-    };
-    let mean = frames.iter().sum::<f32>() / frames.len().max(1) as f32 * 1e3;
+    let mut ms: Vec<f64> = frames.iter().map(|&s| f64::from(s) * 1e3).collect();
+    let [mean, p50, p95] = summary(&mut ms).unwrap_or_default();
     serde_json::json!({
         "frames": frames.len(),
         "frame_ms_mean": mean,
-        "frame_ms_p50": at(0.5),
-        "frame_ms_p95": at(0.95),
+        "frame_ms_p50": p50,
+        "frame_ms_p95": p95,
         "cpu_cores": cpu.as_secs_f64() / wall.as_secs_f64().max(1e-3),
         "video_tiles": video_tiles,
     })
