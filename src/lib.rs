@@ -25,7 +25,7 @@ pub mod model;
 pub mod ui;
 mod video;
 
-pub use bridge::Devices;
+pub use bridge::{Devices, MediaWaker};
 pub use call_media::audio::{VoiceFrame, VoiceProcessing};
 pub use call_media::device::{
     CaptureClock, DeviceError, DeviceId, DeviceInfo, DeviceKind, DeviceManager, Recording,

@@ -16,6 +16,7 @@ pub(crate) use requests::{add_request_observers, group_call, outgoing_call};
 pub(crate) use voices::{place_voices, unplace_voice};
 
 use std::collections::HashMap;
+use std::task::Waker;
 
 use bevy::prelude::*;
 use call_media::device::DeviceManager;
@@ -28,6 +29,13 @@ use crate::model::{AgentConnectionChanged, Call, CallAgent, CallOf, CallState};
 /// spawning agents.
 #[derive(Resource, Clone, Default, Deref)]
 pub struct Devices(pub DeviceManager);
+
+/// Woken whenever an agent has a new fact or a shown video stream a new picture, from the media
+/// thread. An app that renders only when something changes (winit's reactive update mode)
+/// inserts one that wakes its event loop, before spawning agents; agents and video views
+/// created from then on wake it. Without it the plugin relies on the app updating by itself.
+#[derive(Resource, Clone, Debug)]
+pub struct MediaWaker(pub Waker);
 
 /// The runtime every agent of this app runs on, started with the first agent.
 #[derive(Resource)]
@@ -66,6 +74,7 @@ pub(crate) fn start_agent(
     added: On<Add, CallAgent>,
     mut agents: Query<&mut CallAgent>,
     devices: Res<Devices>,
+    waker: Option<Res<MediaWaker>>,
     mut runtime: ResMut<Runtime>,
     mut commands: Commands,
     mut changed: MessageWriter<AgentConnectionChanged>,
@@ -76,6 +85,9 @@ pub(crate) fn start_agent(
     match runtime.get() {
         Ok(runtime) => {
             let link = Agent::spawn(agent.config.clone(), devices.0.clone(), runtime);
+            if let Some(waker) = waker {
+                link.wake_on_events(waker.0.clone());
+            }
             commands
                 .entity(added.entity)
                 .insert((AgentLink(link), crate::model::LevelMeter::default()));

@@ -26,6 +26,9 @@ impl FrameFeed {
     /// no image assets: the plugin adds them in `finish`, which an app driven by hand with
     /// `update()` must call first.
     pub(crate) fn new(slot: FrameSlot, world: &mut World) -> Option<Self> {
+        if let Some(waker) = world.get_resource::<crate::MediaWaker>() {
+            slot.wake_on_publish(waker.0.clone());
+        }
         let Some(mut images) = world.get_resource_mut::<Assets<Image>>() else {
             warn_once!("no Assets<Image>: call App::finish() before App::update() to show video");
             return None;

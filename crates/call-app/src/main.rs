@@ -4,6 +4,7 @@
 
 mod bots;
 mod layout;
+mod pace;
 mod probe;
 mod scene;
 mod screens;
@@ -17,7 +18,6 @@ use std::time::Duration;
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy::window::{ExitCondition, PresentMode, WindowResolution};
-use bevy::winit::WinitSettings;
 use bevy_calling::prelude::*;
 use bevy_calling::{DeviceManager, Devices, Role};
 use call_service::token::TokenIssuer;
@@ -155,12 +155,10 @@ fn main() -> ExitCode {
         .add_plugins(CallingPlugin::default())
         .insert_resource(connection)
         .insert_resource(Screens::new(args.name.clone()))
-        .add_plugins((ScenePlugin, ScreensPlugin, BotPlugin))
+        .add_plugins((ScenePlugin, ScreensPlugin, BotPlugin, pace::PacePlugin))
         .add_systems(Startup, sign_in_at_start);
     if let Some(script) = script {
-        // Frames keep coming without input (an Xvfb window may never have focus).
-        app.insert_resource(WinitSettings::continuous())
-            .insert_resource(script)
+        app.insert_resource(script)
             .add_plugins(script::ScriptPlugin);
     }
     exit_code(app.run())

@@ -8,6 +8,7 @@
 use bevy::camera::Camera;
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::prelude::*;
+use bevy::window::RequestRedraw;
 use bevy_calling::prelude::*;
 
 use crate::layout::{self, Placement, TILE};
@@ -18,6 +19,11 @@ const MIN_VISIBLE_WIDTH: f32 = 48.0;
 const VOICE_REFERENCE: f32 = 5.0;
 /// How fast tiles move to their places: the remaining distance shrinks by e^-rate per second.
 const ANIMATION_RATE: f32 = 8.0;
+/// A tile this close to where it is going (in scene units and radians) is there.
+const SETTLED: f32 = 1e-3;
+/// The longest step one frame animates: the first frame after a sleep moves as if it came
+/// quickly, so a tile glides instead of jumping.
+const LONGEST_STEP: f32 = 0.1;
 
 /// The call the view shows, and the person's agent.
 #[derive(Resource, Default, Debug)]
@@ -167,16 +173,27 @@ fn setup(
     });
 }
 
-/// The stage takes the part of the window the panels left free last frame.
+/// The stage takes the part of the window the panels left free last frame, within the window's
+/// size now (a window made smaller since would otherwise get a viewport outside it, which the
+/// renderer refuses).
 fn fit_stage(
     screens: Res<crate::screens::Screens>,
+    windows: Query<&Window, With<bevy::window::PrimaryWindow>>,
     mut cameras: Query<&mut Camera, With<StageCamera>>,
 ) {
-    let Ok(mut camera) = cameras.single_mut() else {
+    let (Ok(mut camera), Ok(window)) = (cameras.single_mut(), windows.single()) else {
         return;
     };
+    let (width, height) = (
+        window.physical_width() as f32,
+        window.physical_height() as f32,
+    );
     let viewport = screens.drawn.stage.and_then(|[left, top, right, bottom]| {
-        let size = UVec2::new((right - left) as u32, (bottom - top) as u32);
+        let (right, bottom) = (right.min(width), bottom.min(height));
+        let size = UVec2::new(
+            (right - left).max(0.0) as u32,
+            (bottom - top).max(0.0) as u32,
+        );
         (size.x >= 16 && size.y >= 16).then(|| bevy::camera::Viewport {
             physical_position: UVec2::new(left as u32, top as u32),
             physical_size: size,
@@ -385,13 +402,31 @@ fn animate(
     mut frames: Query<(&mut Visibility, &mut MeshMaterial3d<StandardMaterial>), With<TileFrame>>,
     participants: Query<&RemoteParticipant>,
     assets: Res<SceneAssets>,
+    mut redraw: MessageWriter<RequestRedraw>,
 ) {
-    let k = 1.0 - (-ANIMATION_RATE * time.delta_secs()).exp();
+    // The app draws on demand: frames keep coming while anything is still on its way.
+    let k = 1.0 - (-ANIMATION_RATE * time.delta_secs().min(LONGEST_STEP)).exp();
+    let mut moving = false;
     for (tile, mut transform, children) in &mut tiles {
         let target = tile.target;
-        transform.translation = transform.translation.lerp(target.position, k);
-        transform.rotation = transform.rotation.slerp(target.rotation, k);
-        transform.scale = transform.scale.lerp(Vec3::splat(target.scale), k);
+        let goal = Transform {
+            translation: target.position,
+            rotation: target.rotation,
+            scale: Vec3::splat(target.scale),
+        };
+        let arrived = transform.translation.distance(goal.translation) < SETTLED
+            && transform.rotation.angle_between(goal.rotation) < SETTLED
+            && transform.scale.distance(goal.scale) < SETTLED;
+        if arrived {
+            if *transform != goal {
+                *transform = goal;
+            }
+        } else {
+            moving = true;
+            transform.translation = transform.translation.lerp(goal.translation, k);
+            transform.rotation = transform.rotation.slerp(goal.rotation, k);
+            transform.scale = transform.scale.lerp(goal.scale, k);
+        }
         let speaking = participants
             .get(tile.participant)
             .is_ok_and(|p| p.is_speaking);
@@ -412,6 +447,9 @@ fn animate(
                 }
             }
         }
+    }
+    if moving {
+        redraw.write(RequestRedraw);
     }
 }
 

@@ -11,8 +11,9 @@
 //! - `no-camera`: the person chooses no camera (calls from then on send no video);
 //! - `show <stats | devices | roster>`, `hide <...>`: panels;
 //! - `screenshot <file.png>`: the window as a PNG, and `<file.png>.json` beside it;
-//! - `measure <seconds> <file.json>`: frame times (mean, p50, p95) and the process's CPU use
-//!   over that long, with how many tiles show video, as JSON (the benchmarks);
+//! - `measure <seconds> <file.json>`: frames drawn per second, the times between them (mean,
+//!   p50, p95) and the process's CPU use over that long, with how many tiles show video, as
+//!   JSON (the benchmarks);
 //! - `latency <samples> <file.json>`: glass-to-glass latency to the presented frame, read from
 //!   captures of the window until that many tile pictures were read (`probe.rs`);
 //! - `quit`: exit (also after the last step).
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
+use bevy::window::RequestRedraw;
 use bevy_calling::prelude::*;
 
 use crate::probe::{self, Probe};
@@ -168,6 +170,8 @@ pub struct Script {
     /// A measurement's frame times so far, and the CPU time when it began.
     frames: Vec<f32>,
     cpu_at_start: Duration,
+    /// A screenshot was asked for and is not saved yet.
+    shooting: bool,
 }
 
 impl Script {
@@ -179,6 +183,7 @@ impl Script {
             since: None,
             frames: Vec::new(),
             cpu_at_start: Duration::ZERO,
+            shooting: false,
         }
     }
 }
@@ -188,9 +193,31 @@ pub struct ScriptPlugin;
 
 impl Plugin for ScriptPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins(probe::ProbePlugin)
-            .add_systems(Update, perform.after(crate::scene::SceneSet));
+        app.add_plugins(probe::ProbePlugin).add_systems(
+            Update,
+            (perform, keep_going).chain().after(crate::scene::SceneSet),
+        );
     }
+}
+
+/// The app draws on demand: when the script moves to its next step, and while it takes
+/// pictures or reads latency, it asks for the next frame at once instead of sleeping until
+/// something changes. Waiting and measuring steps ask for nothing, so a measurement sees the
+/// app as a person would.
+fn keep_going(
+    script: Res<Script>,
+    frozen: Res<Frozen>,
+    mut last: Local<Option<usize>>,
+    mut redraw: MessageWriter<RequestRedraw>,
+) {
+    let capturing = matches!(
+        script.steps.get(script.next),
+        Some(Step::Screenshot(_) | Step::Latency(..))
+    );
+    if capturing || frozen.0 || *last != Some(script.next) {
+        redraw.write(RequestRedraw);
+    }
+    *last = Some(script.next);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -206,6 +233,7 @@ fn perform(
     time: Res<Time<Real>>,
     mut frozen: ResMut<Frozen>,
     (mut probe, frame): (ResMut<Probe>, Res<FrameCount>),
+    stats: Query<&CallStats>,
 ) {
     let Some(step) = script.steps.get(script.next).cloned() else {
         exit.write(AppExit::Success);
@@ -302,12 +330,20 @@ fn perform(
         Step::Screenshot(path) => {
             // Tiles hold still until the picture is taken, so the sidecar says where they are.
             // The corners come from the last frame's transforms: freeze first, and write the
-            // sidecar and ask for the picture on the next frame, once nothing moved since.
+            // sidecar and ask for the picture on the next frame, once nothing moved since. The
+            // step ends when the picture is saved (the observer thaws the tiles), so the next
+            // step never changes the window or the call under a capture.
+            if script.shooting {
+                script.shooting = frozen.0;
+                // Saved once the tiles thawed.
+                return finish(&mut script, &step, !frozen.0);
+            }
             if !frozen.0 {
                 frozen.0 = true;
                 return;
             }
-            let sidecar = sidecar(&tiles, &panels, &services.screens, &calls, call);
+            let received = call.and_then(|c| stats.get(c).ok());
+            let sidecar = sidecar(&tiles, &panels, &services.screens, &calls, call, received);
             let json = path.with_extension("png.json");
             if let Err(e) = std::fs::write(&json, sidecar) {
                 error!("script: writing {}: {e}", json.display());
@@ -319,7 +355,8 @@ fn perform(
                     frozen.0 = false;
                     info!("script: screenshot taken");
                 });
-            true
+            script.shooting = true;
+            false
         }
         Step::Measure(length, path) => {
             script.frames.push(time.delta_secs());
@@ -358,6 +395,11 @@ fn perform(
             true
         }
     };
+    finish(&mut script, &step, done);
+}
+
+/// Moves on from `step` when it is `done`.
+fn finish(script: &mut Script, step: &Step, done: bool) {
     if done {
         info!("script: {step:?} done");
         script.next += 1;
@@ -397,6 +439,7 @@ fn measurement(frames: &mut [f32], cpu: Duration, wall: Duration, video_tiles: u
     let [mean, p50, p95] = summary(&mut ms).unwrap_or_default();
     serde_json::json!({
         "frames": frames.len(),
+        "frames_per_second": frames.len() as f64 / wall.as_secs_f64().max(1e-3),
         "frame_ms_mean": mean,
         "frame_ms_p50": p50,
         "frame_ms_p95": p95,
@@ -414,6 +457,7 @@ fn sidecar(
     screens: &Screens,
     calls: &Query<&Call>,
     call: Option<Entity>,
+    stats: Option<&CallStats>,
 ) -> String {
     let corners = |o: &OnScreen| o.corners.map(|c| [c.x, c.y]);
     let tiles: Vec<_> = tiles
@@ -434,6 +478,10 @@ fn sidecar(
         "share": share,
         "controls": screens.drawn.controls,
         "stats": screens.drawn.stats,
+        // What the receive loops counted over the last second, all video streams together.
+        "received_video_kbps": stats.map_or(0, |s| {
+            s.0.incoming_video.iter().map(|v| v.stats.bitrate).sum::<u32>() / 1000
+        }),
     })
     .to_string()
 }

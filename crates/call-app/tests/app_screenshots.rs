@@ -1,7 +1,9 @@
 //! The conference app as a person sees it: the app performs a scenario under Xvfb with software
-//! rendering (Mesa's lavapipe), saves screenshots, and this test checks their pixels: each
+//! rendering (Mesa's lavapipe), saves screenshots, and these tests check their pixels: each
 //! video tile carries a valid stamp of the synthetic camera it shows (read back through the
-//! tile's corners on screen), the in-call bar and the statistics window are drawn.
+//! tile's corners on screen), the in-call bar and the statistics window are drawn. They also
+//! check that the app draws only when something changes, and that tiles too small to see are
+//! unsubscribed (no video received for them) and subscribed again when they grow.
 //!
 //! Needs `xvfb-run` and Mesa's Vulkan driver, which `./dev.sh test` installs.
 
@@ -57,14 +59,8 @@ impl Screenshot {
     /// The stamp a tile shows, reading the picture through the tile's corners on screen (the
     /// perspective mapping they define, since tiles face the viewer from an arc).
     fn stamp_in(&self, tile: &Value) -> Option<FrameStamp> {
-        let corner = |k: usize| {
-            let c = &tile["corners"][k];
-            [c[0].as_f64().unwrap_or(-1.0), c[1].as_f64().unwrap_or(-1.0)]
-        };
         let (w, h) = PICTURE;
-        pattern::read_quad(w, h, [0, 1, 2, 3].map(corner), |x, y| {
-            self.pixel(x as f32, y as f32)
-        })
+        pattern::read_quad(w, h, corners(tile), |x, y| self.pixel(x as f32, y as f32))
     }
 
     /// How many distinct colours a drawn rectangle (`[left, top, right, bottom]`) holds: a
@@ -96,7 +92,7 @@ impl Screenshot {
 
 /// Runs the app under Xvfb on `script` (with `{dir}` replaced by a fresh directory); returns
 /// the directory.
-fn run_app(name: &str, script: &str) -> PathBuf {
+fn run_app(name: &str, size: &str, script: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("app-screenshots-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -114,7 +110,7 @@ fn run_app(name: &str, script: &str) -> PathBuf {
             "--name",
             "Tester",
             "--size",
-            "1280x720",
+            size,
             "--synthetic-devices",
             "--script",
         ])
@@ -140,10 +136,14 @@ fn run_app(name: &str, script: &str) -> PathBuf {
 fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statistics() {
     let dir = run_app(
         "group",
+        "1280x720",
         "wait-for signed-in\n\
+         wait 1\n\
+         measure 3 {dir}/idle.json\n\
          call-echo\n\
          wait-for video 1\n\
          wait 2\n\
+         measure 3 {dir}/echo.json\n\
          screenshot {dir}/echo.png\n\
          wait 2\n\
          hang-up\n\
@@ -156,6 +156,16 @@ fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statisti
          wait 3\n\
          screenshot {dir}/group.png\n\
          wait 2\n",
+    );
+
+    // Drawn on demand: with nothing happening the app sleeps (a 1 s tick); a tile's new
+    // pictures wake it (30 pictures a second arrive; each frame takes tens of ms here).
+    let idle = frames_per_second(&dir.join("idle.json"));
+    assert!(idle < 3.0, "the idle app drew {idle} frames a second");
+    let echo = frames_per_second(&dir.join("echo.json"));
+    assert!(
+        echo > 4.0,
+        "the app drew {echo} frames a second of a 30 fps tile"
     );
 
     // The echo test shows the person's own camera, echoed through the service.
@@ -202,4 +212,80 @@ fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statisti
         "the statistics window has {stats} colours: not drawn"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tiles_too_small_to_see_are_unsubscribed_and_subscribed_again_when_they_grow() {
+    // A small window: with the side panels open the stage leaves each of four tiles under the
+    // app's 48-pixel minimum, without them over twice that.
+    let dir = run_app(
+        "small",
+        "560x360",
+        "wait-for signed-in\n\
+         join-group\n\
+         wait-for connected\n\
+         add-bots 4\n\
+         wait-for video 4\n\
+         wait 2\n\
+         screenshot {dir}/large.png\n\
+         show roster\n\
+         show devices\n\
+         show stats\n\
+         wait 4\n\
+         screenshot {dir}/small.png\n\
+         hide roster\n\
+         hide devices\n\
+         hide stats\n\
+         wait-for video 4\n\
+         wait 2\n\
+         screenshot {dir}/again.png\n",
+    );
+    let seen = |name: &str| {
+        let shot = Screenshot::load(&dir.join(name));
+        let widths: Vec<f64> = shot.tiles().iter().map(tile_width).collect();
+        let kbps = shot.sidecar["received_video_kbps"].as_u64().unwrap_or(0);
+        (widths, kbps, shot.sidecar)
+    };
+    for name in ["large.png", "again.png"] {
+        let (widths, kbps, sidecar) = seen(name);
+        assert!(
+            widths.len() == 4 && widths.iter().all(|&w| w >= 80.0),
+            "{name}: four large tiles: {sidecar}"
+        );
+        assert!(kbps > 400, "{name}: four cameras received at {kbps} kbit/s");
+    }
+    let (widths, kbps, sidecar) = seen("small.png");
+    assert!(
+        widths.len() == 4 && widths.iter().all(|&w| w < 48.0),
+        "small.png: four tiny tiles: {sidecar}"
+    );
+    assert!(
+        kbps < 20,
+        "small.png: tiny tiles still receive {kbps} kbit/s of video"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// How many frames a second a `measure` step saw.
+fn frames_per_second(report: &Path) -> f64 {
+    let text = std::fs::read_to_string(report).expect("the measurement was written");
+    let value: Value = serde_json::from_str(&text).expect("JSON");
+    value["frames_per_second"]
+        .as_f64()
+        .expect("frames_per_second")
+}
+
+/// A tile's corners on screen from its sidecar entry: top left, top right, bottom right,
+/// bottom left (off screen where missing).
+fn corners(tile: &Value) -> [[f64; 2]; 4] {
+    [0, 1, 2, 3].map(|k| {
+        let c = &tile["corners"][k];
+        [c[0].as_f64().unwrap_or(-1.0), c[1].as_f64().unwrap_or(-1.0)]
+    })
+}
+
+/// A tile's width on screen, across its top edge.
+fn tile_width(tile: &Value) -> f64 {
+    let [[x0, y0], [x1, y1], ..] = corners(tile);
+    (x1 - x0).hypot(y1 - y0)
 }

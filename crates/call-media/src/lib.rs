@@ -25,6 +25,7 @@ mod seq;
 mod signaling;
 pub mod stats;
 pub mod video;
+mod wake;
 
 pub use connection::ConnectionError;
 pub use engine::{

@@ -24,12 +24,14 @@ use call_protocol::{
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 
 use tokio::sync::mpsc;
 
 use crate::audio::{VoiceFrame, VoiceProcessing};
 use crate::device::{DeviceError, DeviceId, DeviceKind, DeviceManager};
 use crate::video::FrameSlot;
+use crate::wake::WakeHook;
 
 /// Facts an engine may have waiting for the app. The app drains them every frame; a full queue
 /// means it stopped doing so, and the engine then hangs up and stops ([`AgentError::Overloaded`]).
@@ -393,6 +395,7 @@ pub struct Agent {
     events: crossbeam_channel::Receiver<AgentEvent>,
     failure: Arc<OnceLock<AgentError>>,
     level: Arc<MicLevel>,
+    wake: WakeHook,
 }
 
 /// The level of the last microphone frame, shared between the engine and the app.
@@ -417,6 +420,7 @@ impl Agent {
         let (events_tx, events) = crossbeam_channel::bounded(EVENT_QUEUE);
         let sink = Events::new(events_tx);
         let failure = sink.failure.clone();
+        let wake = sink.wake.clone();
         let level = Arc::new(MicLevel::default());
         runtime
             .handle()
@@ -426,7 +430,14 @@ impl Agent {
             events,
             failure,
             level,
+            wake,
         }
+    }
+
+    /// Wakes `waker` after each fact queued from now on: an app that sleeps until something
+    /// changes (renders on demand) takes the fact at once instead of at its next frame.
+    pub fn wake_on_events(&self, waker: Waker) {
+        self.wake.set(waker);
     }
 
     /// The RMS (0..1) of the microphone's latest 20 ms, before mute: what a "you are speaking"
@@ -463,6 +474,8 @@ struct Events {
     overflowed: Arc<AtomicBool>,
     /// Why the engine went offline, readable even when that fact could not be queued.
     failure: Arc<OnceLock<AgentError>>,
+    /// The app's waker, woken after each fact queued.
+    wake: WakeHook,
 }
 
 impl Events {
@@ -471,6 +484,7 @@ impl Events {
             tx,
             overflowed: Default::default(),
             failure: Default::default(),
+            wake: Default::default(),
         }
     }
 
@@ -482,8 +496,12 @@ impl Events {
     /// Queues a fact. A full queue is remembered ([`Events::overflowed`]); the session then
     /// stops, since a lost fact would leave the app's state lying.
     fn emit(&self, event: AgentEvent) {
-        if let Err(crossbeam_channel::TrySendError::Full(_)) = self.tx.try_send(event) {
-            self.overflowed.store(true, Ordering::Relaxed);
+        match self.tx.try_send(event) {
+            Ok(()) => self.wake.wake(),
+            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                self.overflowed.store(true, Ordering::Relaxed)
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
         }
     }
 

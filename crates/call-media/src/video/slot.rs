@@ -1,7 +1,10 @@
 //! The latest-frame slot: the media thread overwrites it, the app copies out what is new.
 
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Instant;
+
+use crate::wake::WakeHook;
 
 /// A decoded picture in a [`FrameSlot`].
 #[derive(Debug, Default)]
@@ -26,6 +29,7 @@ pub struct SlotFrame {
 #[derive(Clone, Debug, Default)]
 pub struct FrameSlot {
     front: Arc<Mutex<SlotFrame>>,
+    wake: WakeHook,
 }
 
 /// The writer's side of a [`FrameSlot`], owning its back buffer.
@@ -66,6 +70,12 @@ impl FrameSlot {
         (front.sequence > 0).then_some((front.width, front.height))
     }
 
+    /// Wakes `waker` after each picture published from now on: an app that sleeps until
+    /// something changes redraws when the stream has a new picture.
+    pub fn wake_on_publish(&self, waker: Waker) {
+        self.wake.set(waker);
+    }
+
     /// The sequence number of the latest published picture (0 before the first).
     pub fn sequence(&self) -> u64 {
         self.front
@@ -96,6 +106,8 @@ impl SlotWriter {
         };
         self.back.sequence = front.sequence + 1;
         std::mem::swap(&mut *front, &mut self.back);
+        drop(front);
+        self.slot.wake.wake();
     }
 }
 
@@ -123,6 +135,28 @@ mod tests {
             slot.read_if_new(seen, |f| assert_eq!(f.rgba[0], 9)),
             Some(seen + 1)
         );
+    }
+
+    #[test]
+    fn a_published_picture_wakes_the_reader() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let slot = FrameSlot::new();
+        let mut writer = slot.writer();
+        writer.publish(1, 1, None, |p| p.fill(1));
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        slot.wake_on_publish(Waker::from(count.clone()));
+        writer.publish(1, 1, None, |p| p.fill(2));
+        writer.publish(1, 1, None, |p| p.fill(3));
+        assert_eq!(count.0.load(Ordering::Relaxed), 2);
     }
 
     #[test]
