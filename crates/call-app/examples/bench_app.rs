@@ -1,21 +1,22 @@
-//! Benchmarks the conference app as a person uses it: frame time and the app's own CPU with 1,
-//! 4, 9 and 16 bot cameras on its stage, rendered in software under Xvfb, and glass-to-glass
+//! Benchmarks the conference app as a person uses it: frames drawn and the app's own CPU with
+//! 1, 4, 9 and 16 bot cameras on its stage, rendered in software under Xvfb, and glass-to-glass
 //! latency to the presented frame for one 360p30 camera.
 //!
-//! This binary starts a call service, then for each row starts the bots as separate processes
-//! (`call-app --bot`, 640x360 pattern cameras) in one group call, and the app (`call-app
-//! --script`, sending no video) which joins, waits until every tile shows video, and measures
-//! frames and its process's CPU for 10 s (and, with one camera, reads 40 latency samples from
-//! captures of its window: `probe.rs`). The app's CPU covers receiving, decoding and
-//! rendering the streams; the bots' encoding runs in their own processes, on the same two
-//! cores. Run it with `cargo run -p call-app --example bench_app` (after `cargo build -p
-//! call-app`), with `xvfb-run` installed.
+//! This binary starts a call service, then for each row starts the bots in one process
+//! (`call-app --bot --count N`, 640x360 pattern cameras) in one group call, and the app
+//! (`call-app --script`, sending no video) which joins, waits until every tile shows video, and
+//! measures frames and its process's CPU for 10 s (and, with one camera, reads 40 latency
+//! samples from captures of its window: `probe.rs`). The app draws on demand, so frames drawn
+//! per second follow the pictures arriving until drawing cannot keep up. The app's CPU covers
+//! receiving, decoding and rendering the streams; the bots' encoding runs in their own
+//! process, on the same two cores. Run it with `cargo run -p call-app --example bench_app`
+//! (after `cargo build -p call-app`), with `xvfb-run` installed.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use call_protocol::CallId;
+use call_protocol::{CallId, VIDEO_SLOTS};
 use call_service::{CallService, ServiceConfig};
 
 const SECRET: &str = "bench-app-secret";
@@ -33,15 +34,13 @@ fn app_binary() -> PathBuf {
         .expect("the profile directory")
 }
 
-/// Kills the bots when dropped.
-struct Bots(Vec<Child>);
+/// The bots' process, killed when dropped.
+struct Bots(Child);
 
 impl Drop for Bots {
     fn drop(&mut self) {
-        for bot in &mut self.0 {
-            let _ = bot.kill();
-            let _ = bot.wait();
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -57,26 +56,25 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("bench-app-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     println!(
-        "| cameras on stage | bot fps | frames measured | frame time mean / p50 / p95 (ms) | app CPU (cores) | per stream |"
+        "| cameras on stage | bot fps | frames drawn per second | time between frames mean / p50 / p95 (ms) | app CPU (cores) | per stream |"
     );
     println!("|---|---|---|---|---|---|");
     let mut latency_row = None;
     for (cameras, fps) in ROWS {
         let group = CallId::new_group();
         let _bots = Bots(
-            (1..=cameras)
-                .map(|k| {
-                    Command::new(&app)
-                        .args(["--bot", "--server", &url, "--secret", SECRET])
-                        .args(["--join", &group.0, "--fps", &fps.to_string()])
-                        .args(["--name", &format!("Bot {k}")])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .expect("a bot starts")
-                })
-                .collect(),
+            Command::new(&app)
+                .args(["--bot", "--server", &url, "--secret", SECRET])
+                .args(["--join", &group.0, "--fps", &fps.to_string()])
+                .args(["--name", "Bot", "--count", &cameras.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the bots start"),
         );
+        // The app shows as many cameras as its connection has receive slots; the rest show
+        // their initials.
+        let shown = cameras.min(VIDEO_SLOTS);
         let out = dir.join(format!("measure-{cameras}.json"));
         let latency = dir.join("latency.json");
         let probe = if cameras == 1 {
@@ -88,7 +86,7 @@ fn main() {
         std::fs::write(
             &script,
             format!(
-                "wait-for signed-in\nno-camera\nwait 1\njoin-group {}\nwait-for video {cameras}\n\
+                "wait-for signed-in\nno-camera\nwait 1\njoin-group {}\nwait-for video {shown}\n\
                  wait 3\nmeasure 10 {}\n{probe}",
                 group.0,
                 out.display()
@@ -107,19 +105,19 @@ fn main() {
             .status()
             .expect("xvfb-run runs");
         let Ok(text) = std::fs::read_to_string(&out) else {
-            println!("| {cameras} | {fps} | failed ({status}) | | | |");
+            println!("| {cameras} ({shown} with video) | {fps} | failed ({status}) | | | |");
             continue;
         };
         let m: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "| {cameras} | {fps} | {} | {:.0} / {:.0} / {:.0} | {:.2} | {:.3} |",
-            m["frames"],
+            "| {cameras} ({shown} with video) | {fps} | {:.1} | {:.0} / {:.0} / {:.0} | {:.2} | {:.3} |",
+            f("frames_per_second"),
             f("frame_ms_mean"),
             f("frame_ms_p50"),
             f("frame_ms_p95"),
             f("cpu_cores"),
-            f("cpu_cores") / cameras as f64,
+            f("cpu_cores") / shown as f64,
         );
         if let Ok(text) = std::fs::read_to_string(&latency) {
             latency_row = Some(text);

@@ -3,6 +3,7 @@
 //! performs a scenario and saves screenshots.
 
 mod bots;
+mod flat;
 mod layout;
 mod pace;
 mod probe;
@@ -10,6 +11,7 @@ mod scene;
 mod screens;
 mod script;
 mod session;
+mod visible;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +56,10 @@ struct Args {
     /// The user the bot calls.
     #[arg(long, requires = "bot", conflicts_with = "join")]
     call: Option<String>,
+    /// How many bots this process runs, each with its own camera and voice (named `NAME 1`,
+    /// `NAME 2`, ... when more than one).
+    #[arg(long, requires = "bot", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    count: u32,
     /// The bot camera's frame rate (its pictures are 640x360).
     #[arg(long, requires = "bot", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=60))]
     fps: u32,
@@ -244,7 +250,7 @@ fn sign_in_at_start(
     }
 }
 
-/// A windowless bot, until Ctrl-C.
+/// Windowless bots, until Ctrl-C.
 fn run_bot(args: &Args, connection: Connection) -> ExitCode {
     let goal = match (&args.join, &args.call) {
         (Some(group), _) => Goal::Join(CallId(group.clone())),
@@ -270,12 +276,25 @@ fn run_bot(args: &Args, connection: Connection) -> ExitCode {
     app.finish();
     app.cleanup();
     let devices = app.world().resource::<Devices>().0.clone();
-    let name = args.name.clone();
     let spawned = {
         let world = app.world_mut();
         let mut queue = bevy::ecs::world::CommandQueue::default();
         let mut commands = Commands::new(&mut queue, world);
-        let result = bots::spawn_bot(&mut commands, &connection, &devices, &name, args.fps, goal);
+        let result = (1..=args.count).try_for_each(|k| {
+            let name = match args.count {
+                1 => args.name.clone(),
+                _ => format!("{} {k}", args.name),
+            };
+            bots::spawn_bot(
+                &mut commands,
+                &connection,
+                &devices,
+                &name,
+                args.fps,
+                goal.clone(),
+            )
+            .map(drop)
+        });
         queue.apply(world);
         result
     };

@@ -11,7 +11,8 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy_calling::pattern;
 
-use crate::scene::{Frozen, OnScreen, Tile};
+use crate::scene::{Frozen, Tile};
+use crate::visible::OnScreen;
 
 /// The camera pictures' size (bots and the synthetic camera draw 640x360).
 const PICTURE: (u32, u32) = (640, 360);

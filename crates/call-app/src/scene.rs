@@ -1,6 +1,6 @@
 //! The spatial view: each remote participant is a tile in a 3D scene, on an arc facing the
 //! viewer (`layout.rs`). A tile shows the participant's camera as a GPU texture (the plugin's
-//! `VideoView` image on an unlit material), or a colour with their initials; the active speaker
+//! `VideoView` image on the flat material of `flat.rs`), or a colour with their initials; the active speaker
 //! comes forward with a smooth animation and a lit frame; a screen share is a large panel.
 //! Streams are subscribed only while their tile is on screen and big enough to see, so the cost
 //! follows what is visible.
@@ -11,10 +11,10 @@ use bevy::prelude::*;
 use bevy::window::RequestRedraw;
 use bevy_calling::prelude::*;
 
+use crate::flat::Flat;
 use crate::layout::{self, Placement, TILE};
+use crate::visible::{self, OnScreen};
 
-/// Tiles narrower than this on screen (physical pixels) are not worth a video stream.
-const MIN_VISIBLE_WIDTH: f32 = 48.0;
 /// The distance at which a voice plays at its received level.
 const VOICE_REFERENCE: f32 = 5.0;
 /// How fast tiles move to their places: the remaining distance shrinks by e^-rate per second.
@@ -60,27 +60,6 @@ pub struct SharePanel {
     pub stream: Entity,
 }
 
-/// Where a tile or panel is on screen, in physical pixels: corners from the top left, clockwise.
-#[derive(Component, Debug, Clone, Copy, Default)]
-pub struct OnScreen {
-    /// Top left, top right, bottom right, bottom left.
-    pub corners: [Vec2; 4],
-    /// Whether its centre is inside the window.
-    pub visible: bool,
-}
-
-impl OnScreen {
-    /// Width across the top edge.
-    pub fn width(&self) -> f32 {
-        self.corners[0].distance(self.corners[1])
-    }
-
-    /// The centre.
-    pub fn centre(&self) -> Vec2 {
-        self.corners.iter().sum::<Vec2>() / 4.0
-    }
-}
-
 /// While set, tiles hold still and keep their places (a screenshot is being taken of them).
 #[derive(Resource, Default, Debug)]
 pub struct Frozen(pub bool);
@@ -89,17 +68,13 @@ pub struct Frozen(pub bool);
 #[derive(Component)]
 pub struct StageCamera;
 
-/// A stream this view subscribed.
-#[derive(Component)]
-struct Watched;
-
 /// Shared meshes and the frame materials.
 #[derive(Resource)]
 struct SceneAssets {
     tile: Handle<Mesh>,
     frame: Handle<Mesh>,
-    speaker: Handle<StandardMaterial>,
-    speaking: Handle<StandardMaterial>,
+    speaker: Handle<Flat>,
+    speaking: Handle<Flat>,
 }
 
 /// The spatial view's systems, in `Update`.
@@ -111,7 +86,8 @@ pub struct ScenePlugin;
 
 impl Plugin for ScenePlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Focus>()
+        app.add_plugins(crate::flat::FlatPlugin)
+            .init_resource::<Focus>()
             .init_resource::<Frozen>()
             .add_systems(Startup, setup)
             .add_systems(
@@ -122,8 +98,8 @@ impl Plugin for ScenePlugin {
                     (sync_tiles, sync_share_panel, animate).run_if(|f: Res<Frozen>| !f.0),
                     place_voices,
                     paint,
-                    project,
-                    watch_streams,
+                    visible::project,
+                    visible::watch_streams,
                 )
                     .chain()
                     .in_set(SceneSet),
@@ -134,7 +110,7 @@ impl Plugin for ScenePlugin {
 fn setup(
     mut commands: Commands,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<Flat>>,
 ) {
     // The controls' camera carries egui's primary context (set here, not left to whichever
     // camera egui sees first): it covers the whole window, on top of the stage.
@@ -160,11 +136,7 @@ fn setup(
         Transform::IDENTITY,
     ));
     commands.insert_resource(ClearColor(Color::srgb(0.07, 0.08, 0.1)));
-    let unlit = |color| StandardMaterial {
-        base_color: color,
-        unlit: true,
-        ..default()
-    };
+    let unlit = Flat::colour;
     commands.insert_resource(SceneAssets {
         tile: meshes.add(Rectangle::new(TILE.0, TILE.1)),
         frame: meshes.add(Rectangle::new(TILE.0 + 0.1, TILE.1 + 0.1)),
@@ -300,7 +272,7 @@ fn sync_tiles(
     mut commands: Commands,
     stage: Stage,
     assets: Res<SceneAssets>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<Flat>>,
     mut tiles: Query<(Entity, &mut Tile)>,
 ) {
     let people = stage.people();
@@ -320,11 +292,7 @@ fn sync_tiles(
             continue;
         }
         let name = stage.name(participant);
-        let material = materials.add(StandardMaterial {
-            base_color: colour_for(&name),
-            unlit: true,
-            ..default()
-        });
+        let material = materials.add(Flat::colour(colour_for(&name)));
         commands
             .spawn((
                 Tile {
@@ -366,7 +334,7 @@ fn sync_share_panel(
     mut commands: Commands,
     stage: Stage,
     assets: Res<SceneAssets>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<Flat>>,
     panels: Query<(Entity, &SharePanel)>,
 ) {
     let people = stage.people();
@@ -386,11 +354,7 @@ fn sync_share_panel(
         OnScreen::default(),
         Shown::default(),
         Mesh3d(assets.tile.clone()),
-        MeshMaterial3d(materials.add(StandardMaterial {
-            base_color: Color::BLACK,
-            unlit: true,
-            ..default()
-        })),
+        MeshMaterial3d(materials.add(Flat::colour(Color::BLACK))),
         Transform::from_translation(place.position).with_scale(Vec3::splat(width / TILE.0)),
     ));
 }
@@ -399,7 +363,7 @@ fn sync_share_panel(
 fn animate(
     time: Res<Time>,
     mut tiles: Query<(&Tile, &mut Transform, &Children)>,
-    mut frames: Query<(&mut Visibility, &mut MeshMaterial3d<StandardMaterial>), With<TileFrame>>,
+    mut frames: Query<(&mut Visibility, &mut MeshMaterial3d<Flat>), With<TileFrame>>,
     participants: Query<&RemoteParticipant>,
     assets: Res<SceneAssets>,
     mut redraw: MessageWriter<RequestRedraw>,
@@ -480,9 +444,9 @@ struct Shown(Option<(AssetId<Image>, UVec2)>);
 /// was then, so when the image is re-created at another size (a stream's first frame, or a new
 /// resolution) the material is touched to bind the new texture.
 fn show(
-    materials: &mut Assets<StandardMaterial>,
+    materials: &mut Assets<Flat>,
     images: &Assets<Image>,
-    material: &Handle<StandardMaterial>,
+    material: &Handle<Flat>,
     view: Option<&Handle<Image>>,
     fallback: Color,
     shown: &mut Shown,
@@ -493,21 +457,21 @@ fn show(
     }
     shown.0 = now;
     if let Some(mut m) = materials.get_mut(material) {
-        m.base_color = if view.is_some() {
-            Color::WHITE
+        m.color = if view.is_some() {
+            LinearRgba::WHITE
         } else {
-            fallback
+            fallback.to_linear()
         };
-        m.base_color_texture = view.cloned();
+        m.picture = view.cloned();
     }
 }
 
 /// Puts each tile's video image (or its colour) on its material, and the share on its panel.
 fn paint(
-    mut materials: ResMut<Assets<StandardMaterial>>,
+    mut materials: ResMut<Assets<Flat>>,
     images: Res<Assets<Image>>,
-    mut tiles: Query<(&mut Tile, &MeshMaterial3d<StandardMaterial>, &mut Shown)>,
-    mut panels: Query<(&SharePanel, &MeshMaterial3d<StandardMaterial>, &mut Shown), Without<Tile>>,
+    mut tiles: Query<(&mut Tile, &MeshMaterial3d<Flat>, &mut Shown)>,
+    mut panels: Query<(&SharePanel, &MeshMaterial3d<Flat>, &mut Shown), Without<Tile>>,
     participants: Query<(&RemoteParticipant, Option<&Streams>)>,
     streams: Query<(&RemoteVideoStream, Option<&VideoView>)>,
 ) {
@@ -547,87 +511,5 @@ fn paint(
             Color::BLACK,
             &mut shown,
         );
-    }
-}
-
-/// Where each tile and panel is on screen.
-fn project(
-    cameras: Query<(&Camera, &GlobalTransform), With<StageCamera>>,
-    mut placed: Query<(&GlobalTransform, &mut OnScreen)>,
-) {
-    let Ok((camera, eye)) = cameras.single() else {
-        return;
-    };
-    let scale = camera.target_scaling_factor().unwrap_or(1.0);
-    let Some(view) = camera.physical_viewport_rect() else {
-        return;
-    };
-    let (min, max) = (view.min.as_vec2(), view.max.as_vec2());
-    let (w, h) = (TILE.0 / 2.0, TILE.1 / 2.0);
-    for (transform, mut on_screen) in &mut placed {
-        let corners = [
-            Vec3::new(-w, h, 0.0),
-            Vec3::new(w, h, 0.0),
-            Vec3::new(w, -h, 0.0),
-            Vec3::new(-w, -h, 0.0),
-        ]
-        .map(|c| {
-            camera
-                .world_to_viewport(eye, transform.transform_point(c))
-                .map(|p| p * scale)
-                .unwrap_or(Vec2::splat(-1.0))
-        });
-        let next = OnScreen {
-            corners,
-            visible: false,
-        };
-        let centre = next.centre();
-        let visible = centre.cmpge(min).all() && centre.cmplt(max).all();
-        *on_screen = OnScreen { visible, ..next };
-    }
-}
-
-/// Subscribes the camera of each tile that is visible and big enough, and the shared screen;
-/// unsubscribes the rest.
-fn watch_streams(
-    mut commands: Commands,
-    tiles: Query<(&Tile, &OnScreen)>,
-    panels: Query<&SharePanel>,
-    owned: Query<&Streams>,
-    streams: Query<(Entity, &RemoteVideoStream, Has<Watched>)>,
-) {
-    let mut wanted: Vec<Entity> = panels.iter().map(|p| p.stream).collect();
-    // Every stream of someone on stage, seen or not.
-    let mut live: Vec<Entity> = wanted.clone();
-    for (tile, on_screen) in &tiles {
-        let Ok(s) = owned.get(tile.participant) else {
-            continue;
-        };
-        live.extend(s.entities());
-        if on_screen.visible && on_screen.width() >= MIN_VISIBLE_WIDTH {
-            wanted.extend(s.entities().iter().copied().filter(|&e| {
-                streams
-                    .get(e)
-                    .is_ok_and(|(_, s, _)| s.media_type == MediaType::Video)
-            }));
-        }
-    }
-    for (stream, state, watched) in &streams {
-        let want = state.is_available && wanted.contains(&stream);
-        match (want, watched) {
-            (true, false) => {
-                commands.entity(stream).insert(Watched);
-                commands.trigger(SubscribeVideo { stream });
-            }
-            (false, true) => {
-                commands.entity(stream).remove::<Watched>();
-                // A stream of a call that ended needs no unsubscribing (the service would
-                // refuse it: the call is gone).
-                if live.contains(&stream) {
-                    commands.trigger(UnsubscribeVideo { stream });
-                }
-            }
-            _ => {}
-        }
     }
 }

@@ -12,8 +12,9 @@ use bevy_egui::{EguiContexts, EguiTextureHandle};
 use call_service::token::TokenIssuer;
 
 use crate::bots::{self, Goal};
-use crate::scene::{Focus, OnScreen, Tile};
+use crate::scene::{Focus, Tile};
 use crate::session::{self, Connection};
+use crate::visible::OnScreen;
 
 /// What the screens remember between frames.
 #[derive(Resource, Debug)]

@@ -30,8 +30,9 @@ use bevy::window::RequestRedraw;
 use bevy_calling::prelude::*;
 
 use crate::probe::{self, Probe};
-use crate::scene::{Frozen, OnScreen, SharePanel, Tile};
+use crate::scene::{Frozen, SharePanel, Tile};
 use crate::screens::{self, Screens};
+use crate::visible::OnScreen;
 
 /// The longest a `wait-for` step waits.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(90);
