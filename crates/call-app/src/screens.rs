@@ -56,6 +56,8 @@ pub struct Drawn {
     pub stats: Option<[f32; 4]>,
     /// What the panels leave free: the 3D stage.
     pub stage: Option<[f32; 4]>,
+    /// The incoming-call prompt.
+    pub incoming: Option<[f32; 4]>,
 }
 
 /// A rectangle in egui points as physical pixels.
@@ -283,7 +285,8 @@ fn draw(
         services.screens.drawn.controls = Some(pixels(bar.response.rect, scale));
     }
     services.screens.drawn.stage = Some(pixels(root.available_rect_before_wrap(), scale));
-    incoming_calls(&ctx, &mut commands, agent, state, &world);
+    services.screens.drawn.incoming =
+        incoming_calls(&ctx, &mut commands, agent, state, &world).map(|rect| pixels(rect, scale));
     overlays(&ctx, &world);
     if let Some(texture) = preview {
         egui::Window::new("You")
@@ -505,7 +508,8 @@ fn incoming_calls(
     agent: Entity,
     state: &CallAgent,
     world: &Seen,
-) {
+) -> Option<egui::Rect> {
+    let mut drawn = None;
     for (call, c, of) in &world.incoming {
         if of.0 != agent || c.state != CallState::Incoming {
             continue;
@@ -517,14 +521,16 @@ fn incoming_calls(
             .and_then(|(_, p, ..)| p?.entities().first().copied())
             .and_then(|p| world.callers.get(p).ok())
             .map_or_else(|| "Someone".to_owned(), |p| p.display_name.clone());
-        egui::Window::new("Incoming call")
+        let prompt = egui::Window::new("Incoming call")
             .id(egui::Id::new(("incoming", call)))
             .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
             .collapsible(false)
             .show(ctx, |ui| {
                 ui::incoming_call(ui, commands, call, &caller, state.camera());
             });
+        drawn = drawn.or(prompt.map(|p| p.response.rect));
     }
+    drawn
 }
 
 /// Names under the tiles, initials on tiles without video, a badge on muted ones.

@@ -3,10 +3,13 @@
 //! test can check the pixels. Blank lines and `#` comments are skipped. Steps:
 //!
 //! - `wait <seconds>`: let the app run;
-//! - `wait-for signed-in | connected | ended | video <n>`: until the person is signed in, their
-//!   call is connected or has ended, or `n` tiles show video (at most [`STEP_TIMEOUT`]);
+//! - `wait-for signed-in | connected | ended | incoming | video <n>`: until the person is signed
+//!   in, their call is connected or has ended, a call rings for them, or `n` tiles show video
+//!   (at most [`STEP_TIMEOUT`]);
 //! - `call-echo`, `call <user>`, `join-group [id]`, `hang-up`: what the buttons do (a group id
 //!   given here replaces the one on the start screen);
+//! - `accept`, `decline`: the incoming-call prompt's buttons ("Accept with video" when the
+//!   person has a camera);
 //! - `add-bots <n>`: `n` bots join the person's group call;
 //! - `no-camera`: the person chooses no camera (calls from then on send no video);
 //! - `show <stats | devices | roster>`, `hide <...>`: panels;
@@ -52,6 +55,8 @@ pub enum Step {
     JoinGroup(Option<CallId>),
     /// Hang up the person's call.
     HangUp,
+    /// Accept (with video when the person has a camera) or decline the call ringing for them.
+    Answer(bool),
     /// Add bots to the person's group call.
     AddBots(usize),
     /// Choose no camera.
@@ -79,6 +84,8 @@ pub enum Condition {
     Ended,
     /// This many tiles show video.
     Video(usize),
+    /// A call for the person is ringing.
+    Incoming,
 }
 
 /// A panel `show` and `hide` act on.
@@ -120,13 +127,18 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
                 Some("signed-in") => Condition::SignedIn,
                 Some("connected") => Condition::Connected,
                 Some("ended") => Condition::Ended,
+                Some("incoming") => Condition::Incoming,
                 Some("video") => Condition::Video(
                     words
                         .next()
                         .and_then(|n| n.parse().ok())
                         .ok_or_else(|| bad("expected `video <count>`"))?,
                 ),
-                _ => return Err(bad("expected signed-in, connected, ended or video <n>")),
+                _ => {
+                    return Err(bad(
+                        "expected signed-in, connected, ended, incoming or video <n>",
+                    ));
+                }
             }),
             "call-echo" => Step::CallEcho,
             "call" => Step::Call(
@@ -135,6 +147,8 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
             ),
             "join-group" => Step::JoinGroup(arg.map(|id| CallId(id.to_owned()))),
             "hang-up" => Step::HangUp,
+            "accept" => Step::Answer(true),
+            "decline" => Step::Answer(false),
             "no-camera" => Step::NoCamera,
             "add-bots" => Step::AddBots(number_arg()? as usize),
             "show" => Step::Panel(panel()?, true),
@@ -234,7 +248,7 @@ fn perform(
     time: Res<Time<Real>>,
     mut frozen: ResMut<Frozen>,
     (mut probe, frame): (ResMut<Probe>, Res<FrameCount>),
-    stats: Query<&CallStats>,
+    (stats, calls_of): (Query<&CallStats>, Query<(Entity, &Call, &CallOf)>),
 ) {
     let Some(step) = script.steps.get(script.next).cloned() else {
         exit.write(AppExit::Success);
@@ -259,6 +273,7 @@ fn perform(
                     .is_some_and(|c| c.state == CallState::Connected),
                 Condition::Ended => call.is_none(),
                 Condition::Video(n) => tiles.iter().filter(|(t, _)| t.has_video).count() >= *n,
+                Condition::Incoming => ringing(person, &calls_of).is_some(),
             };
             if !holds && since.elapsed() > STEP_TIMEOUT {
                 error!("script: `{step:?}` did not happen within {STEP_TIMEOUT:?}");
@@ -303,6 +318,20 @@ fn perform(
                     kind: DeviceKind::Camera,
                     device: None,
                 });
+            }
+            true
+        }
+        Step::Answer(accept) => {
+            if let (Some(call), Some(agent)) = (ringing(person, &calls_of), person) {
+                let camera = agents.get(agent).ok().and_then(|a| a.camera().cloned());
+                match (accept, camera) {
+                    (true, Some(camera)) => {
+                        commands.trigger(AcceptCall { call });
+                        commands.trigger(StartVideo { call, camera });
+                    }
+                    (true, None) => commands.trigger(AcceptCall { call }),
+                    (false, _) => commands.trigger(RejectCall { call }),
+                }
             }
             true
         }
@@ -399,6 +428,14 @@ fn perform(
     finish(&mut script, &step, done);
 }
 
+/// The call ringing for the person's agent, if any.
+fn ringing(person: Option<Entity>, calls: &Query<(Entity, &Call, &CallOf)>) -> Option<Entity> {
+    calls
+        .iter()
+        .find(|(_, c, of)| Some(of.0) == person && c.state == CallState::Incoming)
+        .map(|(e, ..)| e)
+}
+
 /// Moves on from `step` when it is `done`.
 fn finish(script: &mut Script, step: &Step, done: bool) {
     if done {
@@ -479,6 +516,7 @@ fn sidecar(
         "share": share,
         "controls": screens.drawn.controls,
         "stats": screens.drawn.stats,
+        "incoming": screens.drawn.incoming,
         // What the receive loops counted over the last second, all video streams together.
         "received_video_kbps": stats.map_or(0, |s| {
             s.0.incoming_video.iter().map(|v| v.stats.bitrate).sum::<u32>() / 1000

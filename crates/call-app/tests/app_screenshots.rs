@@ -8,14 +8,17 @@
 //! Needs `xvfb-run` and Mesa's Vulkan driver, which `./dev.sh test` installs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bevy_calling::pattern::{self, FrameStamp};
+use call_service::{CallService, ServiceConfig};
 use serde_json::Value;
 
 /// The camera pictures' size (the app's bots and synthetic camera draw 640x360).
 const PICTURE: (u32, u32) = (640, 360);
+/// The token secret of the service a test starts itself.
+const SECRET: &str = "app-screenshots-secret";
 /// Long enough for a debug build on two cores to sign in, call, and start four bots.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
@@ -90,9 +93,44 @@ impl Screenshot {
     }
 }
 
-/// Runs the app under Xvfb on `script` (with `{dir}` replaced by a fresh directory); returns
-/// the directory.
+/// Runs the app under Xvfb on `script` (with `{dir}` replaced by a fresh directory) until it
+/// finishes; returns the directory.
 fn run_app(name: &str, size: &str, script: &str) -> PathBuf {
+    let (app, dir) = start_app(name, size, script, &[]);
+    app.finish();
+    dir
+}
+
+/// The app performing a scenario, killed if dropped before it finished.
+struct RunningApp(Child, Instant);
+
+impl RunningApp {
+    /// Waits for the scenario to end; it must succeed within [`RUN_LIMIT`].
+    fn finish(mut self) {
+        let status = loop {
+            if let Some(status) = self.0.try_wait().expect("the app runs") {
+                break status;
+            }
+            assert!(
+                self.1.elapsed() < RUN_LIMIT,
+                "the app did not finish its scenario within {RUN_LIMIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(status.success(), "the app's scenario failed: {status}");
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the app under Xvfb on `script` (with `{dir}` replaced by a fresh directory) with
+/// `args` added; returns it and the directory.
+fn start_app(name: &str, size: &str, script: &str, args: &[&str]) -> (RunningApp, PathBuf) {
     let dir = std::env::temp_dir().join(format!("app-screenshots-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -102,34 +140,17 @@ fn run_app(name: &str, size: &str, script: &str) -> PathBuf {
         script.replace("{dir}", &dir.to_string_lossy()),
     )
     .unwrap();
-    let started = Instant::now();
-    let mut child = Command::new("xvfb-run")
+    let child = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x720x24"])
         .arg(env!("CARGO_BIN_EXE_call-app"))
-        .args([
-            "--name",
-            "Tester",
-            "--size",
-            size,
-            "--synthetic-devices",
-            "--script",
-        ])
+        .args(["--name", "Tester", "--size", size, "--synthetic-devices"])
+        .args(args)
+        .arg("--script")
         .arg(&script_path)
         .env("RUST_LOG", "warn,call_app=info")
         .spawn()
         .expect("xvfb-run starts (apt install xvfb xauth)");
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the app runs") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            panic!("the app did not finish its scenario within {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(status.success(), "the app's scenario failed: {status}");
-    dir
+    (RunningApp(child, Instant::now()), dir)
 }
 
 #[test]
@@ -288,4 +309,67 @@ fn corners(tile: &Value) -> [[f64; 2]; 4] {
 fn tile_width(tile: &Value) -> f64 {
     let [[x0, y0], [x1, y1], ..] = corners(tile);
     (x1 - x0).hypot(y1 - y0)
+}
+
+#[test]
+fn a_bot_process_calls_and_the_person_answers_from_the_prompt() {
+    let service = CallService::start(ServiceConfig {
+        secret: Some(SECRET.as_bytes().to_vec()),
+        ..Default::default()
+    })
+    .expect("the service starts");
+    let url = service.ws_url();
+    let shared = ["--server", url.as_str(), "--secret", SECRET];
+    let (app, dir) = start_app(
+        "incoming",
+        "1280x720",
+        "wait-for signed-in\n\
+         screenshot {dir}/ready.png\n\
+         wait-for incoming\n\
+         wait 1\n\
+         screenshot {dir}/ringing.png\n\
+         accept\n\
+         wait-for video 1\n\
+         wait 2\n\
+         screenshot {dir}/answered.png\n",
+        &shared,
+    );
+    // The bot calls once the person is signed in (a call to someone offline ends at once).
+    let started = Instant::now();
+    while !dir.join("ready.png").exists() {
+        assert!(started.elapsed() < RUN_LIMIT, "the app never signed in");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut bot = Command::new(env!("CARGO_BIN_EXE_call-app"))
+        .args(["--bot", "--name", "Caller", "--call", "tester"])
+        .args(shared)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("the bot starts");
+    app.finish();
+    let _ = bot.kill();
+    let _ = bot.wait();
+
+    let ringing = Screenshot::load(&dir.join("ringing.png"));
+    let prompt = &ringing.sidecar["incoming"];
+    assert!(prompt.is_array(), "no prompt drawn: {}", ringing.sidecar);
+    let colours = ringing.colours_in(prompt);
+    assert!(colours > 8, "the prompt has {colours} colours: not drawn");
+    assert_eq!(
+        ringing.sidecar["call_state"], "Incoming",
+        "{}",
+        ringing.sidecar
+    );
+
+    let answered = Screenshot::load(&dir.join("answered.png"));
+    assert_eq!(answered.sidecar["call_state"], "Connected");
+    assert!(answered.sidecar["incoming"].is_null(), "the prompt stayed");
+    let tiles = answered.tiles();
+    assert_eq!(tiles.len(), 1, "the caller's tile: {}", answered.sidecar);
+    assert!(
+        answered.stamp_in(&tiles[0]).is_some(),
+        "the caller's camera is not on its tile: {}",
+        answered.sidecar
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
