@@ -3,14 +3,16 @@
 //! test can check the pixels. Blank lines and `#` comments are skipped. Steps:
 //!
 //! - `wait <seconds>`: let the app run;
-//! - `wait-for signed-in | connected | ended | incoming | video <n>`: until the person is signed
-//!   in, their call is connected or has ended, a call rings for them, or `n` tiles show video
-//!   (at most [`STEP_TIMEOUT`]);
+//! - `wait-for signed-in | connected | ended | incoming | share | video <n>`: until the person is
+//!   signed in, their call is connected or has ended, a call rings for them, a screen share is
+//!   on stage, or `n` tiles show video (at most [`STEP_TIMEOUT`]);
 //! - `call-echo`, `call <user>`, `join-group [id]`, `hang-up`: what the buttons do (a group id
 //!   given here replaces the one on the start screen);
 //! - `accept`, `decline`: the incoming-call prompt's buttons ("Accept with video" when the
 //!   person has a camera);
 //! - `add-bots <n>`: `n` bots join the person's group call;
+//! - `bot-shares-screen`: a bot in a connected call shares a 1280x720 test pattern as its
+//!   screen (at 5 frames a second);
 //! - `no-camera`: the person chooses no camera (calls from then on send no video);
 //! - `show <stats | devices | roster>`, `hide <...>`: panels;
 //! - `screenshot <file.png>`: the window as a PNG, and `<file.png>.json` beside it;
@@ -27,11 +29,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bevy::diagnostic::FrameCount;
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use bevy::window::RequestRedraw;
 use bevy_calling::prelude::*;
 
+use crate::bots::Bot;
 use crate::probe::{self, Probe};
 use crate::scene::{Frozen, SharePanel, Tile};
 use crate::screens::{self, Screens};
@@ -59,6 +63,8 @@ pub enum Step {
     Answer(bool),
     /// Add bots to the person's group call.
     AddBots(usize),
+    /// A bot in a connected call shares a 1280x720 pattern "screen" at 5 frames a second.
+    BotSharesScreen,
     /// Choose no camera.
     NoCamera,
     /// Show or hide a panel.
@@ -86,6 +92,8 @@ pub enum Condition {
     Video(usize),
     /// A call for the person is ringing.
     Incoming,
+    /// A screen share is on stage.
+    Share,
 }
 
 /// A panel `show` and `hide` act on.
@@ -128,6 +136,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
                 Some("connected") => Condition::Connected,
                 Some("ended") => Condition::Ended,
                 Some("incoming") => Condition::Incoming,
+                Some("share") => Condition::Share,
                 Some("video") => Condition::Video(
                     words
                         .next()
@@ -136,7 +145,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
                 ),
                 _ => {
                     return Err(bad(
-                        "expected signed-in, connected, ended, incoming or video <n>",
+                        "expected signed-in, connected, ended, incoming, share or video <n>",
                     ));
                 }
             }),
@@ -151,6 +160,7 @@ pub fn parse(text: &str) -> Result<Vec<Step>, String> {
             "decline" => Step::Answer(false),
             "no-camera" => Step::NoCamera,
             "add-bots" => Step::AddBots(number_arg()? as usize),
+            "bot-shares-screen" => Step::BotSharesScreen,
             "show" => Step::Panel(panel()?, true),
             "hide" => Step::Panel(panel()?, false),
             "screenshot" => Step::Screenshot(arg.ok_or_else(|| bad("expected a file"))?.into()),
@@ -235,6 +245,14 @@ fn keep_going(
     *last = Some(script.next);
 }
 
+/// What else a step looks at: each call's statistics and agent, and the bots' calls.
+#[derive(SystemParam)]
+struct Around<'w, 's> {
+    stats: Query<'w, 's, &'static CallStats>,
+    calls: Query<'w, 's, (Entity, &'static Call, &'static CallOf)>,
+    bots: Query<'w, 's, &'static AgentCalls, With<Bot>>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn perform(
     mut commands: Commands,
@@ -248,7 +266,7 @@ fn perform(
     time: Res<Time<Real>>,
     mut frozen: ResMut<Frozen>,
     (mut probe, frame): (ResMut<Probe>, Res<FrameCount>),
-    (stats, calls_of): (Query<&CallStats>, Query<(Entity, &Call, &CallOf)>),
+    around: Around,
 ) {
     let Some(step) = script.steps.get(script.next).cloned() else {
         exit.write(AppExit::Success);
@@ -273,7 +291,8 @@ fn perform(
                     .is_some_and(|c| c.state == CallState::Connected),
                 Condition::Ended => call.is_none(),
                 Condition::Video(n) => tiles.iter().filter(|(t, _)| t.has_video).count() >= *n,
-                Condition::Incoming => ringing(person, &calls_of).is_some(),
+                Condition::Incoming => ringing(person, &around.calls).is_some(),
+                Condition::Share => !panels.is_empty(),
             };
             if !holds && since.elapsed() > STEP_TIMEOUT {
                 error!("script: `{step:?}` did not happen within {STEP_TIMEOUT:?}");
@@ -322,7 +341,7 @@ fn perform(
             true
         }
         Step::Answer(accept) => {
-            if let (Some(call), Some(agent)) = (ringing(person, &calls_of), person) {
+            if let (Some(call), Some(agent)) = (ringing(person, &around.calls), person) {
                 let camera = agents.get(agent).ok().and_then(|a| a.camera().cloned());
                 match (accept, camera) {
                     (true, Some(camera)) => {
@@ -345,6 +364,22 @@ fn perform(
             if let Some(c) = call.and_then(|c| calls.get(c).ok()) {
                 let group = c.id.clone();
                 screens::add_bots(&mut commands, &mut services, group, *count);
+            }
+            true
+        }
+        Step::BotSharesScreen => {
+            let connected =
+                |c: &Entity| calls.get(*c).is_ok_and(|c| c.state == CallState::Connected);
+            let call = around.bots.iter().find_map(|b| b.iter().find(connected));
+            if let Some(call) = call {
+                let source = services
+                    .devices
+                    .0
+                    .add_pattern_camera("Bot screen", 1280, 720, 5);
+                commands.trigger(StartScreenShare { call, source });
+            } else {
+                error!("script: no bot is in a connected call to share its screen");
+                exit.write(AppExit::error());
             }
             true
         }
@@ -372,7 +407,7 @@ fn perform(
                 frozen.0 = true;
                 return;
             }
-            let received = call.and_then(|c| stats.get(c).ok());
+            let received = call.and_then(|c| around.stats.get(c).ok());
             let sidecar = sidecar(&tiles, &panels, &services.screens, &calls, call, received);
             let json = path.with_extension("png.json");
             if let Err(e) = std::fs::write(&json, sidecar) {

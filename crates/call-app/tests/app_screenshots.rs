@@ -17,6 +17,8 @@ use serde_json::Value;
 
 /// The camera pictures' size (the app's bots and synthetic camera draw 640x360).
 const PICTURE: (u32, u32) = (640, 360);
+/// The size of the screen a bot shares.
+const SCREEN: (u32, u32) = (1280, 720);
 /// The token secret of the service a test starts itself.
 const SECRET: &str = "app-screenshots-secret";
 /// Long enough for a debug build on two cores to sign in, call, and start four bots.
@@ -176,7 +178,10 @@ fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statisti
          show stats\n\
          wait 3\n\
          screenshot {dir}/group.png\n\
-         wait 2\n",
+         bot-shares-screen\n\
+         wait-for share\n\
+         wait 3\n\
+         screenshot {dir}/share.png\n",
     );
 
     // Drawn on demand: with nothing happening the app sleeps (a 1 s tick); a tile's new
@@ -231,6 +236,22 @@ fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statisti
     assert!(
         stats > 8,
         "the statistics window has {stats} colours: not drawn"
+    );
+
+    // A bot shares a 1280x720 "screen": a large panel shows it, next to the four tiles.
+    let share = Screenshot::load(&dir.join("share.png"));
+    assert_eq!(share.tiles().len(), 4, "{}", share.sidecar);
+    let panels = share.sidecar["share"].as_array().cloned().unwrap_or_default();
+    assert_eq!(panels.len(), 1, "one share panel: {}", share.sidecar);
+    let panel = serde_json::json!({ "corners": panels[0] });
+    let (w, h) = SCREEN;
+    let shared = pattern::read_quad(w, h, corners(&panel), |x, y| {
+        share.pixel(x as f32, y as f32)
+    })
+    .unwrap_or_else(|| panic!("no valid stamp on the share panel: {}", share.sidecar));
+    assert!(
+        !sources.contains(&shared.source),
+        "the panel shows the shared screen, not a camera"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
