@@ -241,7 +241,10 @@ fn a_group_call_with_four_bots_shows_their_cameras_the_controls_and_the_statisti
     // A bot shares a 1280x720 "screen": a large panel shows it, next to the four tiles.
     let share = Screenshot::load(&dir.join("share.png"));
     assert_eq!(share.tiles().len(), 4, "{}", share.sidecar);
-    let panels = share.sidecar["share"].as_array().cloned().unwrap_or_default();
+    let panels = share.sidecar["share"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(panels.len(), 1, "one share panel: {}", share.sidecar);
     let panel = serde_json::json!({ "corners": panels[0] });
     let (w, h) = SCREEN;
