@@ -301,9 +301,18 @@ fn draw(
 }
 
 /// Organizers may remove people and end calls for everyone. This app signs its person in as
-/// an organizer; the service has the final word.
+/// an organizer whenever it signs the tokens itself (its embedded service, or a shared one's
+/// secret); with a token given to it, the token's role is the service's to read. The service
+/// has the final word either way.
 fn is_organizer(connection: &Connection) -> bool {
-    matches!(connection.0, session::Service::Embedded(_))
+    matches!(
+        connection.0,
+        session::Service::Embedded(_)
+            | session::Service::Shared {
+                issuer: Some(_),
+                ..
+            }
+    )
 }
 
 fn name_of(world: &Seen, id: &CommunicationIdentifier) -> String {
