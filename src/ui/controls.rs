@@ -145,6 +145,15 @@ fn next_after<'a>(cameras: &'a [DeviceId], current: Option<&DeviceId>) -> Option
     cameras.get(at % cameras.len())
 }
 
+/// Accepts an incoming `call`, sending video from `camera` when one is given: what the prompt's
+/// "Accept" and "Accept with video" buttons do.
+pub fn accept_call(commands: &mut Commands, call: Entity, camera: Option<DeviceId>) {
+    commands.trigger(AcceptCall { call });
+    if let Some(camera) = camera {
+        commands.trigger(StartVideo { call, camera });
+    }
+}
+
 /// The incoming-call prompt: who calls, accept with audio, accept with video (when a camera is
 /// chosen), decline.
 pub fn incoming_call(
@@ -157,19 +166,14 @@ pub fn incoming_call(
     ui.label(egui::RichText::new(format!("{caller} is calling")).heading());
     ui.horizontal(|ui| {
         if ui.button("Accept").clicked() {
-            commands.trigger(AcceptCall { call });
+            accept_call(commands, call, None);
         }
         if ui
             .add_enabled(camera.is_some(), egui::Button::new("Accept with video"))
             .on_disabled_hover_text("no camera chosen")
             .clicked()
-            && let Some(camera) = camera
         {
-            commands.trigger(AcceptCall { call });
-            commands.trigger(StartVideo {
-                call,
-                camera: camera.clone(),
-            });
+            accept_call(commands, call, camera.cloned());
         }
         if ui.button("Decline").clicked() {
             commands.trigger(RejectCall { call });

@@ -12,7 +12,7 @@ mod roster;
 mod stats;
 
 pub use bevy_egui::egui;
-pub use controls::{CallView, call_controls, incoming_call};
+pub use controls::{CallView, accept_call, call_controls, incoming_call};
 pub use devices::device_picker;
 pub use roster::{parse_target, roster};
 pub use stats::stats_panel;

@@ -118,11 +118,7 @@ fn answer_calls(
 ) {
     for call in incoming.read() {
         if let Ok(bot) = bots.get(call.agent) {
-            commands.trigger(AcceptCall { call: call.call });
-            commands.trigger(StartVideo {
-                call: call.call,
-                camera: bot.camera.clone(),
-            });
+            bevy_calling::ui::accept_call(&mut commands, call.call, Some(bot.camera.clone()));
         }
     }
 }

@@ -279,6 +279,10 @@ fn perform(
     let since = *script.since.get_or_insert_with(Instant::now);
     let person = services.focus.agent;
     let call = services.focus.call;
+    // The camera the person chose: calls they start or accept send it.
+    let camera = person
+        .and_then(|a| agents.get(a).ok())
+        .and_then(|a| a.camera().cloned());
     let done = match &step {
         Step::Wait(time) => since.elapsed() >= *time,
         Step::WaitFor(condition) => {
@@ -307,11 +311,10 @@ fn perform(
                 _ => CommunicationIdentifier::EchoBot,
             };
             if let Some(agent) = person {
-                let video = agents.get(agent).ok().and_then(|a| a.camera().cloned());
                 commands.start_call(StartCall {
                     agent,
                     targets: vec![target],
-                    video,
+                    video: camera,
                 });
             }
             true
@@ -321,11 +324,10 @@ fn perform(
                 services.screens.group_id = id.0.clone();
             }
             if let Some(agent) = person {
-                let video = agents.get(agent).ok().and_then(|a| a.camera().cloned());
                 commands.join_group_call(JoinGroupCall {
                     agent,
                     group_id: CallId(services.screens.group_id.clone()),
-                    video,
+                    video: camera,
                 });
             }
             true
@@ -341,16 +343,10 @@ fn perform(
             true
         }
         Step::Answer(accept) => {
-            if let (Some(call), Some(agent)) = (ringing(person, &around.calls), person) {
-                let camera = agents.get(agent).ok().and_then(|a| a.camera().cloned());
-                match (accept, camera) {
-                    (true, Some(camera)) => {
-                        commands.trigger(AcceptCall { call });
-                        commands.trigger(StartVideo { call, camera });
-                    }
-                    (true, None) => commands.trigger(AcceptCall { call }),
-                    (false, _) => commands.trigger(RejectCall { call }),
-                }
+            match (ringing(person, &around.calls), accept) {
+                (Some(call), true) => bevy_calling::ui::accept_call(&mut commands, call, camera),
+                (Some(call), false) => commands.trigger(RejectCall { call }),
+                (None, _) => {}
             }
             true
         }
