@@ -43,7 +43,7 @@ pub struct Tile {
     pub name: String,
     /// Where it is going.
     target: Placement,
-    /// Whether it shows video now.
+    /// Whether it shows a picture of their camera now (subscribed, and a picture arrived).
     pub has_video: bool,
     /// Whether it is the active speaker's.
     pub is_speaker: bool,
@@ -58,6 +58,8 @@ struct TileFrame;
 pub struct SharePanel {
     /// The [`RemoteVideoStream`] entity.
     pub stream: Entity,
+    /// Whether a picture of the share arrived.
+    pub has_picture: bool,
 }
 
 /// While set, tiles hold still and keep their places (a screenshot is being taken of them).
@@ -350,7 +352,10 @@ fn sync_share_panel(
     }
     let (place, width) = layout::share_panel(people.len(), stage.aspect());
     commands.spawn((
-        SharePanel { stream },
+        SharePanel {
+            stream,
+            has_picture: false,
+        },
         OnScreen::default(),
         Shown::default(),
         Mesh3d(assets.tile.clone()),
@@ -440,6 +445,13 @@ fn place_voices(
 #[derive(Component, Default)]
 struct Shown(Option<(AssetId<Image>, UVec2)>);
 
+impl Shown {
+    /// Whether a picture arrived: a stream's image is a 2x2 placeholder until its first one.
+    fn has_picture(&self) -> bool {
+        self.0.is_some_and(|(_, size)| size.x > 2)
+    }
+}
+
 /// Puts `view` (or `fallback`) on `material`. A material is prepared against its texture as it
 /// was then, so when the image is re-created at another size (a stream's first frame, or a new
 /// resolution) the material is touched to bind the new texture.
@@ -471,7 +483,7 @@ fn paint(
     mut materials: ResMut<Assets<Flat>>,
     images: Res<Assets<Image>>,
     mut tiles: Query<(&mut Tile, &MeshMaterial3d<Flat>, &mut Shown)>,
-    mut panels: Query<(&SharePanel, &MeshMaterial3d<Flat>, &mut Shown), Without<Tile>>,
+    mut panels: Query<(&mut SharePanel, &MeshMaterial3d<Flat>, &mut Shown), Without<Tile>>,
     participants: Query<(&RemoteParticipant, Option<&Streams>)>,
     streams: Query<(&RemoteVideoStream, Option<&VideoView>)>,
 ) {
@@ -487,7 +499,6 @@ fn paint(
                 _ => None,
             })
         });
-        tile.has_video = view.is_some();
         let fallback = colour_for(&participant.display_name);
         show(
             &mut materials,
@@ -497,8 +508,9 @@ fn paint(
             fallback,
             &mut shown,
         );
+        tile.has_video = shown.has_picture();
     }
-    for (panel, material, mut shown) in &mut panels {
+    for (mut panel, material, mut shown) in &mut panels {
         let view = streams
             .get(panel.stream)
             .ok()
@@ -511,5 +523,6 @@ fn paint(
             Color::BLACK,
             &mut shown,
         );
+        panel.has_picture = shown.has_picture();
     }
 }

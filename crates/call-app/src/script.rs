@@ -4,8 +4,8 @@
 //!
 //! - `wait <seconds>`: let the app run;
 //! - `wait-for signed-in | connected | ended | incoming | share | video <n>`: until the person is
-//!   signed in, their call is connected or has ended, a call rings for them, a screen share is
-//!   on stage, or `n` tiles show video (at most [`STEP_TIMEOUT`]);
+//!   signed in, their call is connected or has ended, a call rings for them, a screen share on
+//!   stage shows a picture, or `n` tiles show a picture (at most [`STEP_TIMEOUT`]);
 //! - `call-echo`, `call <user>`, `join-group [id]`, `hang-up`: what the buttons do (a group id
 //!   given here replaces the one on the start screen);
 //! - `accept`, `decline`: the incoming-call prompt's buttons ("Accept with video" when the
@@ -92,7 +92,7 @@ pub enum Condition {
     Video(usize),
     /// A call for the person is ringing.
     Incoming,
-    /// A screen share is on stage.
+    /// A screen share is on stage and a picture of it arrived.
     Share,
 }
 
@@ -296,7 +296,7 @@ fn perform(
                 Condition::Ended => call.is_none(),
                 Condition::Video(n) => tiles.iter().filter(|(t, _)| t.has_video).count() >= *n,
                 Condition::Incoming => ringing(person, &around.calls).is_some(),
-                Condition::Share => !panels.is_empty(),
+                Condition::Share => panels.iter().any(|(p, _)| p.has_picture),
             };
             if !holds && since.elapsed() > STEP_TIMEOUT {
                 error!("script: `{step:?}` did not happen within {STEP_TIMEOUT:?}");
