@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 /// A PulseAudio daemon of this test's own, stopped when dropped.
 pub struct Pulse {
     daemon: Child,
-    _runtime_dir: std::path::PathBuf,
+    runtime_dir: std::path::PathBuf,
 }
 
 impl Drop for Pulse {
     fn drop(&mut self) {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        // A killed daemon leaves its pid file behind (see `start`).
+        let _ = std::fs::remove_dir_all(&self.runtime_dir);
     }
 }
 
@@ -27,6 +29,9 @@ impl Drop for Pulse {
 pub fn start(sinks: &[&str], default_sink: &str, default_source: &str) -> Pulse {
     let runtime_dir =
         std::env::temp_dir().join(format!("bevy_calling_pulse_{}", std::process::id()));
+    // Fresh each time: a directory left by an earlier process with this pid holds a daemon's pid
+    // file, and a live process that now has that pid makes the new daemon refuse to start.
+    let _ = std::fs::remove_dir_all(&runtime_dir);
     std::fs::create_dir_all(&runtime_dir).unwrap();
     // SAFETY: the caller runs this before any other thread exists (see above).
     unsafe {
@@ -67,7 +72,7 @@ pub fn start(sinks: &[&str], default_sink: &str, default_source: &str) -> Pulse 
     }
     Pulse {
         daemon,
-        _runtime_dir: runtime_dir,
+        runtime_dir,
     }
 }
 
