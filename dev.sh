@@ -3,8 +3,8 @@
 #   ./dev.sh run    the conference app on the embedded call service (extra arguments go to it:
 #                   ./dev.sh run --help)
 #   ./dev.sh test   formatting, clippy and every test of the workspace
-# Both build the same profile (dev, with every dependency optimized), so the second reuses the
-# first's dependencies.
+# Both build the same profile (dev: see Cargo.toml for which dependencies are optimized), so the
+# second reuses the first's dependencies.
 set -euo pipefail
 cd "$(dirname "$0")"
 
