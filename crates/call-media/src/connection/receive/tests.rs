@@ -172,3 +172,39 @@ fn a_repaired_gap_asks_for_no_keyframe() {
     assert_eq!(receiver.deadline(), None);
     assert_eq!(timers(&mut receiver, t, t + Duration::from_secs(1)), []);
 }
+
+#[test]
+fn after_a_dropped_unit_only_a_keyframe_is_decoded() {
+    let (mut receiver, units) = receiver();
+    let t = Instant::now();
+    // The decoder falls behind: the queue fills and the next unit is dropped.
+    let queued = DECODE_QUEUE as u8 + 1;
+    for n in 0..queued {
+        receiver.packet(&slice(u16::from(n), 90 * u32::from(n), true, n), t);
+    }
+    let decoded: Vec<_> = units.try_iter().collect();
+    assert_eq!(decoded.len(), DECODE_QUEUE, "one unit was dropped");
+    // The units after it reference the dropped picture: not decoded, however much room there is.
+    for n in queued..queued + 3 {
+        receiver.packet(&slice(u16::from(n), 90 * u32::from(n), true, n), t);
+    }
+    assert!(
+        units.try_recv().is_err(),
+        "a unit after the dropped one was decoded"
+    );
+    // A keyframe (it starts with its SPS) resumes decoding, and the units after it follow.
+    let seq = u16::from(queued) + 3;
+    let sps = [0x67, 0x42, 0];
+    receiver.packet(&packet(seq, 9000, false, &sps), t);
+    receiver.packet(&packet(seq + 1, 9000, true, &[0x65, 0x88, 3]), t);
+    assert_eq!(
+        units.try_recv(),
+        Ok([
+            &[0, 0, 0, 1, 0x67, 0x42, 0][..],
+            &[0, 0, 0, 1, 0x65, 0x88, 3]
+        ]
+        .concat())
+    );
+    receiver.packet(&slice(seq + 2, 9090, true, 9), t);
+    assert_eq!(units.try_recv(), Ok(unit(&[9])));
+}

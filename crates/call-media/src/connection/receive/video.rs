@@ -58,6 +58,12 @@ pub(super) struct VideoReceiver {
     access_unit: Vec<u8>,
     timestamp: Option<u32>,
     intact: bool,
+    /// The unit being assembled began with an SPS: a keyframe.
+    keyframe: bool,
+    /// A unit was lost or dropped: the units after it reference a picture the decoder never
+    /// had, so only a keyframe is decoded until one arrives (else the picture shows the decoder's
+    /// guesses: smeared blocks).
+    awaiting_keyframe: bool,
     decode: crossbeam_channel::Sender<Vec<u8>>,
     want_keyframe: Arc<AtomicBool>,
     last_pli: Option<Instant>,
@@ -107,6 +113,8 @@ impl VideoReceiver {
             access_unit: Vec::new(),
             timestamp: None,
             intact: true,
+            keyframe: false,
+            awaiting_keyframe: false,
             decode,
             want_keyframe,
             last_pli: None,
@@ -223,7 +231,8 @@ impl VideoReceiver {
             self.timestamp = Some(packet.header.timestamp);
             // A new unit is whole unless the lost packets may have been its first ones; a
             // keyframe that starts with its SPS shows it has its start.
-            self.intact = !gap || starts_with_sps(&packet.payload);
+            self.keyframe = starts_with_sps(&packet.payload);
+            self.intact = !gap || self.keyframe;
         }
         // webrtc-rs's STAP-A parser can index past a malformed packet's end; a bad publisher
         // must cost its own picture, not this receiver's task.
@@ -240,17 +249,18 @@ impl VideoReceiver {
         }
         self.open_since = (!packet.header.marker).then_some(arrived);
         if packet.header.marker {
-            if self.intact && !self.access_unit.is_empty() {
+            let whole = self.intact && !self.access_unit.is_empty();
+            if whole && (self.keyframe || !self.awaiting_keyframe) {
                 // A full queue means the decoder is behind: drop this unit and ask for a
                 // keyframe, since the next ones reference it.
-                if self
+                self.awaiting_keyframe = self
                     .decode
                     .try_send(std::mem::take(&mut self.access_unit))
-                    .is_err()
-                {
-                    self.want_keyframe.store(true, Ordering::Relaxed);
-                }
+                    .is_err();
             } else {
+                self.awaiting_keyframe = true;
+            }
+            if self.awaiting_keyframe {
                 self.want_keyframe.store(true, Ordering::Relaxed);
             }
             self.intact = true;
