@@ -67,6 +67,12 @@ fn video_flows_both_ways_into_textures_with_psnr_above_30_db() {
             stamp.counter
         );
     }
+    // The view counts the pictures it shows: a second at 30 fps is well over ten.
+    let pictures = |b: &Client| b.app.world().get::<VideoView>(at_b).unwrap().pictures;
+    let before = pictures(&b);
+    run_for(&mut [&mut a, &mut b], Duration::from_secs(1));
+    let counted = pictures(&b) - before;
+    assert!(counted >= 10, "B's view counted {counted} pictures in 1 s");
     // A's own preview shows what it sends.
     let preview = a
         .app

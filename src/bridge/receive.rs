@@ -226,7 +226,7 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
                 && let Ok(mut entity) = world.get_entity_mut(stream)
             {
                 let image = feed.image();
-                entity.insert((VideoView { image }, feed));
+                entity.insert((VideoView { image, pictures: 0 }, feed));
             }
         }
         AgentEvent::VideoUnrouted {

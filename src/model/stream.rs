@@ -38,8 +38,17 @@ impl Streams {
 /// decoded. Removed when the stream is unsubscribed or stops arriving.
 #[derive(Component, Reflect, Debug, Clone)]
 pub struct VideoView {
-    /// The image; use it as a texture anywhere.
+    /// The image; use it as a texture anywhere. Black until the first picture arrives.
     pub image: Handle<Image>,
+    /// How many pictures have been copied into the image so far.
+    pub pictures: u64,
+}
+
+impl VideoView {
+    /// Whether a picture has arrived (the image is no longer its black placeholder).
+    pub fn has_picture(&self) -> bool {
+        self.pictures > 0
+    }
 }
 
 /// This side's screen share in a call, present while sharing.

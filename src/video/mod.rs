@@ -57,15 +57,15 @@ impl FrameFeed {
     }
 }
 
-/// Copies each feed's new picture into its image.
+/// Copies each feed's new picture into its image, counting it on the stream's [`crate::VideoView`].
 pub(crate) fn upload_frames(
-    mut feeds: Query<&mut FrameFeed>,
+    mut feeds: Query<(&mut FrameFeed, Option<&mut crate::VideoView>)>,
     images: Option<ResMut<Assets<Image>>>,
 ) {
     let Some(mut images) = images else {
         return;
     };
-    for mut feed in &mut feeds {
+    for (mut feed, view) in &mut feeds {
         let feed = &mut *feed;
         let Some(mut image) = images.get_mut(&feed.image) else {
             continue;
@@ -86,6 +86,9 @@ pub(crate) fn upload_frames(
             }
         }) {
             feed.seen = seen;
+            if let Some(mut view) = view {
+                view.pictures += 1;
+            }
         }
     }
 }

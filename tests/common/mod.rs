@@ -397,7 +397,7 @@ pub fn view_pixels(client: &Client, stream: Entity) -> Option<(Vec<u8>, u32, u32
     let images = client.app.world().resource::<Assets<Image>>();
     let image = images.get(&view.image)?;
     let size = image.texture_descriptor.size;
-    (size.width > 2).then(|| {
+    view.has_picture().then(|| {
         (
             image.data.clone().unwrap_or_default(),
             size.width,

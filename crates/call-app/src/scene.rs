@@ -445,13 +445,6 @@ fn place_voices(
 #[derive(Component, Default)]
 struct Shown(Option<(AssetId<Image>, UVec2)>);
 
-impl Shown {
-    /// Whether a picture arrived: a stream's image is a 2x2 placeholder until its first one.
-    fn has_picture(&self) -> bool {
-        self.0.is_some_and(|(_, size)| size.x > 2)
-    }
-}
-
 /// Puts `view` (or `fallback`) on `material`. A material is prepared against its texture as it
 /// was then, so when the image is re-created at another size (a stream's first frame, or a new
 /// resolution) the material is touched to bind the new texture.
@@ -494,7 +487,7 @@ fn paint(
         let view = owned.and_then(|s| {
             s.entities().iter().find_map(|&e| match streams.get(e) {
                 Ok((s, Some(view))) if s.media_type == MediaType::Video && s.is_available => {
-                    Some(&view.image)
+                    Some(view)
                 }
                 _ => None,
             })
@@ -504,25 +497,22 @@ fn paint(
             &mut materials,
             &images,
             &material.0,
-            view,
+            view.map(|v| &v.image),
             fallback,
             &mut shown,
         );
-        tile.has_video = shown.has_picture();
+        tile.has_video = view.is_some_and(VideoView::has_picture);
     }
     for (mut panel, material, mut shown) in &mut panels {
-        let view = streams
-            .get(panel.stream)
-            .ok()
-            .and_then(|(_, v)| v.map(|v| &v.image));
+        let view = streams.get(panel.stream).ok().and_then(|(_, v)| v);
         show(
             &mut materials,
             &images,
             &material.0,
-            view,
+            view.map(|v| &v.image),
             Color::BLACK,
             &mut shown,
         );
-        panel.has_picture = shown.has_picture();
+        panel.has_picture = view.is_some_and(VideoView::has_picture);
     }
 }
