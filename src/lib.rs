@@ -35,8 +35,11 @@ pub use call_media::video::pattern;
 pub use call_media::{AgentConfig, AgentConnection, AgentError, CommandError};
 pub use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantState, Role,
+    StreamStopReason,
 };
 pub use model::*;
+#[cfg(feature = "render")]
+pub use video::share_view::{ShareableView, ViewSource};
 
 use bevy::prelude::*;
 
@@ -59,6 +62,7 @@ pub enum CallSystems {
 ///   [`Call`] that is despawned;
 /// - `receive` in `PreUpdate` ([`CallSystems::Receive`]) and `upload_frames` in `PostUpdate`
 ///   ([`CallSystems::UploadVideo`]);
+/// - with the `render` feature, the screen sources of `ShareableView`s and their readbacks;
 /// - in [`Plugin::finish`], `AssetPlugin` and `ImagePlugin` if no other plugin added them
 ///   (headless apps), since video views are `Image` assets. Adding it before or after
 ///   `DefaultPlugins` works the same; an app driven by hand calls `app.finish()` before
@@ -90,6 +94,7 @@ impl Plugin for CallingPlugin {
             .add_message::<DeviceAdded>()
             .add_message::<DeviceRemoved>()
             .add_message::<DeviceSwitched>()
+            .add_message::<VideoStopped>()
             .add_observer(bridge::start_agent)
             .add_observer(bridge::select_device)
             .add_observer(bridge::set_voice_processing)
@@ -112,6 +117,10 @@ impl Plugin for CallingPlugin {
                 ),
             );
         bridge::add_request_observers(app);
+        #[cfg(feature = "render")]
+        app.add_observer(video::share_view::add_view_source)
+            .add_observer(video::share_view::remove_view_source)
+            .add_systems(PostUpdate, video::share_view::request_readbacks);
     }
 
     fn finish(&self, app: &mut App) {
@@ -137,8 +146,8 @@ pub mod prelude {
         ParticipantLeft, ParticipantOf, ParticipantState, ParticipantUpdated, Participants,
         RejectCall, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, Resume,
         SelectDevice, SetVoiceProcessing, StartCall, StartCallExt, StartScreenShare, StartVideo,
-        StopScreenShare, StopVideo, StreamOf, Streams, SubscribeVideo, Unmute, UnsubscribeVideo,
-        VideoView, VoicePlacement, VoiceProcessing,
+        StopScreenShare, StopVideo, StreamOf, StreamStopReason, Streams, SubscribeVideo, Unmute,
+        UnsubscribeVideo, VideoStopped, VideoView, VoicePlacement, VoiceProcessing,
     };
     pub use crate::{
         AddParticipants, AdmitParticipant, CallId, CallStats, DominantSpeakers, HangUpForEveryone,

@@ -16,10 +16,11 @@ use crate::model::{
     LevelMeter, LocalVideoStream, RequestError, RequestFailed, SelectDevice, SetVoiceProcessing,
 };
 
-const KINDS: [DeviceKind; 3] = [
+const KINDS: [DeviceKind; 4] = [
     DeviceKind::Microphone,
     DeviceKind::Speaker,
     DeviceKind::Camera,
+    DeviceKind::Screen,
 ];
 
 /// Makes the [`Device`] entities match the manager's list whenever it changed, and moves every
@@ -71,7 +72,9 @@ pub(crate) fn sync_devices(
     }
     let is_listed = |id: &DeviceId| listed.iter().any(|d| &d.id == id);
     for (agent, mut a, link) in &mut agents {
-        for kind in KINDS {
+        // A screen source that goes away ends its share (the engine says why) instead of
+        // sharing something else in its place.
+        for kind in KINDS.into_iter().filter(|&k| k != DeviceKind::Screen) {
             // A camera is in use when chosen, or when a call of this agent sends from it.
             let in_use = a.device(kind).cloned().or_else(|| {
                 (kind == DeviceKind::Camera)

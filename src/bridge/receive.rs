@@ -18,7 +18,7 @@ use crate::model::{
     CallStateChanged, CallStats, DeviceFailed, DominantSpeakers, IncomingCall, LocalScreenShare,
     LocalVideoStream, ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants,
     RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, StreamOf, Streams,
-    VideoView,
+    VideoStopped, VideoView,
 };
 use crate::video::FrameFeed;
 
@@ -187,11 +187,19 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
             call_id,
             media_type,
             source,
+            stopped,
             preview,
         } => {
             let Some(call) = find_call(world, agent, &call_id) else {
                 return;
             };
+            if let Some(reason) = stopped {
+                world.write_message(VideoStopped {
+                    call,
+                    media_type,
+                    reason,
+                });
+            }
             let sending_camera = media_type == MediaType::Video && source.is_some();
             let feed = sending_camera
                 .then(|| FrameFeed::new(preview, world))
@@ -392,6 +400,7 @@ fn sync_streams(world: &mut World, participant: Entity, offered: &[StreamInfo]) 
         let stream = RemoteVideoStream {
             media_type: info.media_type,
             is_available: info.is_available,
+            stopped: info.stopped,
         };
         match existing {
             Some(entity) => {

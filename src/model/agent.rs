@@ -24,6 +24,9 @@ pub struct CallAgent {
     /// The camera a camera switch last chose.
     #[reflect(ignore)]
     pub(crate) camera: Option<DeviceId>,
+    /// The screen source a screen switch last chose.
+    #[reflect(ignore)]
+    pub(crate) screen: Option<DeviceId>,
 }
 
 impl CallAgent {
@@ -34,6 +37,7 @@ impl CallAgent {
             connection: AgentConnection::Connecting,
             config,
             camera: None,
+            screen: None,
         }
     }
 
@@ -66,6 +70,7 @@ impl CallAgent {
             DeviceKind::Microphone => self.microphone(),
             DeviceKind::Speaker => self.speaker(),
             DeviceKind::Camera => self.camera(),
+            DeviceKind::Screen => self.screen.as_ref(),
         }
     }
 
@@ -74,6 +79,7 @@ impl CallAgent {
             DeviceKind::Microphone => self.config.microphone = device,
             DeviceKind::Speaker => self.config.speaker = device,
             DeviceKind::Camera => self.camera = device,
+            DeviceKind::Screen => self.screen = device,
         }
     }
 

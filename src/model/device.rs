@@ -17,9 +17,11 @@ pub struct Device {
     pub id: DeviceId,
     /// A name for people.
     pub name: String,
-    /// Microphone, speaker or camera.
+    /// Microphone, speaker, camera or screen source.
     #[reflect(ignore)]
     pub kind: DeviceKind,
+    /// For a window: the application it belongs to.
+    pub application: Option<String>,
     /// The one of its kind used when nothing else is chosen, and the fallback when the chosen
     /// one goes away.
     pub is_default: bool,
@@ -33,6 +35,7 @@ impl From<DeviceInfo> for Device {
             id: info.id,
             name: info.name,
             kind: info.kind,
+            application: info.application,
             is_default: info.is_default,
             is_synthetic: info.is_synthetic,
         }

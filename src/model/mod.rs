@@ -29,7 +29,8 @@ pub use group::{
 };
 pub use participant::{ParticipantOf, Participants, RemoteParticipant, VoicePlacement};
 pub use stream::{
-    LocalScreenShare, LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoView,
+    LocalScreenShare, LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoStopped,
+    VideoView,
 };
 
 use bevy::prelude::*;

@@ -2,7 +2,7 @@
 
 use bevy::prelude::*;
 use call_media::device::DeviceId;
-use call_protocol::MediaType;
+use call_protocol::{MediaType, StreamStopReason};
 
 /// A video stream a remote participant offers (ACS `RemoteVideoStream`). Rendering it is an
 /// explicit [`super::SubscribeVideo`]; while subscribed it carries a [`VideoView`].
@@ -15,6 +15,9 @@ pub struct RemoteVideoStream {
     pub media_type: MediaType,
     /// Whether the participant is sending it now.
     pub is_available: bool,
+    /// Why it stopped by itself (their shared window closed), while it is off for that reason.
+    #[reflect(ignore)]
+    pub stopped: Option<StreamStopReason>,
 }
 
 /// The participant a stream belongs to.
@@ -49,6 +52,19 @@ impl VideoView {
     pub fn has_picture(&self) -> bool {
         self.pictures > 0
     }
+}
+
+/// Fact: this side's camera or screen share in a call stopped by itself: its source ended
+/// (the shared window was closed). The others see the stream's
+/// [`RemoteVideoStream::stopped`] with the same reason.
+#[derive(Message, Clone, Debug)]
+pub struct VideoStopped {
+    /// The [`crate::Call`] entity.
+    pub call: Entity,
+    /// Camera or screen share.
+    pub media_type: MediaType,
+    /// Why.
+    pub reason: StreamStopReason,
 }
 
 /// This side's screen share in a call, present while sharing.

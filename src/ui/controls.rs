@@ -5,7 +5,7 @@ use bevy_egui::egui;
 use call_media::device::DeviceId;
 
 use crate::model::{
-    AcceptCall, Call, CallState, HangUp, HangUpForEveryone, Hold, Mute, RejectCall, Resume,
+    AcceptCall, Call, CallState, Device, HangUp, HangUpForEveryone, Hold, Mute, RejectCall, Resume,
     SelectDevice, StartScreenShare, StartVideo, StopScreenShare, StopVideo, Unmute,
 };
 use call_media::device::DeviceKind;
@@ -27,9 +27,9 @@ pub struct CallView<'a> {
     pub sharing: bool,
     /// Every camera listed, for switching.
     pub cameras: &'a [DeviceId],
-    /// Screen sources to share; none are listed until screen capture lands, and then the
-    /// button is shown disabled.
-    pub screen_sources: &'a [DeviceId],
+    /// Screen sources to share (the whole screen, application windows): chosen from a menu
+    /// before or during a share. With none listed the menu is shown disabled.
+    pub screen_sources: &'a [Device],
     /// Whether this user may end the call for everyone (organizers).
     pub is_organizer: bool,
 }
@@ -96,26 +96,7 @@ pub fn call_controls(ui: &mut egui::Ui, commands: &mut Commands, view: CallView)
                 commands.trigger(Hold { call });
             }
         }
-        let share_label = if view.sharing {
-            "Stop sharing"
-        } else {
-            "Share screen"
-        };
-        let can_share = live && (view.sharing || !view.screen_sources.is_empty());
-        if ui
-            .add_enabled(can_share, egui::Button::new(share_label))
-            .on_disabled_hover_text("no screen sources listed")
-            .clicked()
-        {
-            match (view.sharing, view.screen_sources.first()) {
-                (true, _) => commands.trigger(StopScreenShare { call }),
-                (false, Some(source)) => commands.trigger(StartScreenShare {
-                    call,
-                    source: source.clone(),
-                }),
-                (false, None) => {}
-            }
-        }
+        share_menu(ui, commands, &view, live);
         let hang_up = egui::Button::new("Hang up").fill(egui::Color32::from_rgb(170, 40, 40));
         let active = view.call.state != CallState::Disconnected;
         if ui.add_enabled(active, hang_up).clicked() {
@@ -132,6 +113,50 @@ pub fn call_controls(ui: &mut egui::Ui, commands: &mut Commands, view: CallView)
             commands.trigger(HangUpForEveryone { call });
         }
     });
+}
+
+/// "Share screen" (or "Share another" while sharing) opens the list of screen sources; a
+/// source chosen starts the share, or switches it; "Stop sharing" ends it.
+fn share_menu(ui: &mut egui::Ui, commands: &mut Commands, view: &CallView, live: bool) {
+    let call = view.entity;
+    let label = if view.sharing {
+        "Share another"
+    } else {
+        "Share screen"
+    };
+    let can_share = live && !view.screen_sources.is_empty();
+    ui.add_enabled_ui(can_share, |ui| {
+        // A label that does not fit wraps whole, like the buttons', not letter by letter.
+        ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
+        ui.menu_button(label, |ui| {
+            for source in view.screen_sources {
+                let name = match &source.application {
+                    Some(app) => format!("{} — {app}", source.name),
+                    None => source.name.clone(),
+                };
+                if ui.button(name).clicked() {
+                    let source = source.id.clone();
+                    if view.sharing {
+                        commands.trigger(SelectDevice {
+                            agent: view.agent,
+                            kind: DeviceKind::Screen,
+                            device: Some(source),
+                        });
+                    } else {
+                        commands.trigger(StartScreenShare { call, source });
+                    }
+                }
+            }
+        })
+        .response
+        .on_disabled_hover_text("no screen sources listed");
+    });
+    if ui
+        .add_enabled(view.sharing, egui::Button::new("Stop sharing"))
+        .clicked()
+    {
+        commands.trigger(StopScreenShare { call });
+    }
 }
 
 /// The camera after `current` in `cameras`, wrapping; `None` with fewer than two.

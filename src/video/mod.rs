@@ -7,6 +7,9 @@
 //! frame); without a renderer (headless apps, tests) the bytes stay in the image and its buffer
 //! is reused.
 
+#[cfg(feature = "render")]
+pub(crate) mod share_view;
+
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
 use call_media::video::FrameSlot;

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 pub mod pulse;
+pub mod x11;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -367,6 +368,17 @@ pub fn camera_stream(
     call: Entity,
     participant: &CommunicationIdentifier,
 ) -> Option<Entity> {
+    stream_of(client, call, participant, MediaType::Video)
+}
+
+/// The stream entity of `participant`'s camera or screen share as `client` sees it in `call`,
+/// once it exists.
+pub fn stream_of(
+    client: &mut Client,
+    call: Entity,
+    participant: &CommunicationIdentifier,
+    media_type: MediaType,
+) -> Option<Entity> {
     let mut q = client
         .app
         .world_mut()
@@ -387,7 +399,7 @@ pub fn camera_stream(
         .find(|(_, p)| &p.identifier == participant)?
         .0;
     q.iter(client.app.world())
-        .find(|(_, s, of)| of.0 == owner && s.media_type == bevy_calling::MediaType::Video)
+        .find(|(_, s, of)| of.0 == owner && s.media_type == media_type)
         .map(|(e, _, _)| e)
 }
 
@@ -426,9 +438,21 @@ pub fn available_camera_stream(
     call: Entity,
     publisher: &CommunicationIdentifier,
 ) -> Entity {
+    available_stream(clients, watcher, call, publisher, MediaType::Video)
+}
+
+/// Waits until `watcher` sees `publisher`'s stream of `media_type` available in `call`, and
+/// returns it.
+pub fn available_stream(
+    clients: &mut [&mut Client],
+    watcher: usize,
+    call: Entity,
+    publisher: &CommunicationIdentifier,
+    media_type: MediaType,
+) -> Entity {
     let mut stream = None;
-    run_until(clients, "the camera stream to be available", |c| {
-        stream = camera_stream(c[watcher], call, publisher);
+    run_until(clients, "the stream to be available", |c| {
+        stream = stream_of(c[watcher], call, publisher, media_type);
         stream.is_some_and(|s| {
             c[watcher]
                 .app

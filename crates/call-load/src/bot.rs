@@ -165,7 +165,7 @@ pub async fn run(
                     in_call = true;
                     if plan.sends_video {
                         let media_type = MediaType::Video;
-                        let on = ClientMessage::SetVideo { call_id, media_type, on: true };
+                        let on = ClientMessage::SetVideo { call_id, media_type, on: true, stopped: None };
                         send(&mut ws, &on).await?;
                     }
                 }

@@ -16,4 +16,6 @@ pub use message::{
     AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
     ProtocolError, ServerMessage, VIDEO_SLOTS, decode, encode,
 };
-pub use participant::{MediaType, ParticipantInfo, ParticipantState, Role, StreamInfo};
+pub use participant::{
+    MediaType, ParticipantInfo, ParticipantState, Role, StreamInfo, StreamStopReason,
+};

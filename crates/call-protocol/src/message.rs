@@ -8,7 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{CallEndReason, CommunicationIdentifier, MediaType, ParticipantInfo};
+use crate::{CallEndReason, CommunicationIdentifier, MediaType, ParticipantInfo, StreamStopReason};
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -172,6 +172,9 @@ pub enum ClientMessage {
         media_type: MediaType,
         /// Whether it is sending.
         on: bool,
+        /// Why it stopped by itself, when it did (off only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped: Option<StreamStopReason>,
     },
     /// Put a connected call on hold (`held`) or resume it. While held, the service forwards
     /// nothing to or from this participant; the others see it as [`ParticipantState::Hold`].

@@ -21,6 +21,28 @@ pub struct StreamInfo {
     pub media_type: MediaType,
     /// Whether it is sending now (video on).
     pub is_available: bool,
+    /// Why it stopped by itself, while it is off for that reason (not when turned off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<StreamStopReason>,
+}
+
+/// Why a video stream stopped by itself rather than being turned off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStopReason {
+    /// What it showed went away: the shared window was closed.
+    SourceClosed,
+    /// Capturing failed (the display or device was lost).
+    SourceFailed,
+}
+
+impl std::fmt::Display for StreamStopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::SourceClosed => "the shared window was closed",
+            Self::SourceFailed => "capturing failed",
+        })
+    }
 }
 
 /// A remote participant's state, as the seed SDK names it.

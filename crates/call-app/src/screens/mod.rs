@@ -270,6 +270,12 @@ fn draw(
                 .filter(|d| d.kind == DeviceKind::Camera)
                 .map(|d| d.id.clone())
                 .collect();
+            let screens: Vec<Device> = world
+                .devices
+                .iter()
+                .filter(|d| d.kind == DeviceKind::Screen)
+                .cloned()
+                .collect();
             ui::call_controls(
                 ui,
                 &mut commands,
@@ -281,7 +287,7 @@ fn draw(
                     video_on,
                     sharing,
                     cameras: &cameras,
-                    screen_sources: &[],
+                    screen_sources: &screens,
                     is_organizer: is_organizer(&services.connection),
                 },
             );

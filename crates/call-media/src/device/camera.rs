@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{DeviceId, Running};
@@ -22,7 +23,19 @@ pub struct Camera {
     pub id: DeviceId,
     /// Frames per second it delivers (what the encoder plans its rate for).
     pub fps: u32,
+    ended: Arc<Mutex<Option<SourceEnd>>>,
     _running: Running,
+}
+
+/// Why a video source stopped delivering frames by itself.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SourceEnd {
+    /// The shared window was closed.
+    #[error("the window was closed")]
+    WindowClosed,
+    /// Capture failed (the display went away, or the device stopped).
+    #[error("capture failed: {0}")]
+    Failed(String),
 }
 
 impl std::fmt::Debug for Camera {
@@ -79,8 +92,20 @@ impl Camera {
             frames,
             id,
             fps,
+            ended: Arc::default(),
             _running: running,
         }
+    }
+
+    /// Shares `ended`, where the capture thread tells why it stopped before its channel closes.
+    pub(super) fn ending_with(self, ended: Arc<Mutex<Option<SourceEnd>>>) -> Self {
+        Self { ended, ..self }
+    }
+
+    /// Why the source ended by itself, once [`Camera::frames`] has disconnected; `None` for a
+    /// source still running or one that just ran out (a file camera's last frame).
+    pub fn end_reason(&self) -> Option<SourceEnd> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -28,7 +28,7 @@ fn devices(kind: DeviceKind) -> Vec<cpal::Device> {
     let found = match kind {
         DeviceKind::Microphone => host.input_devices(),
         DeviceKind::Speaker => host.output_devices(),
-        DeviceKind::Camera => return Vec::new(),
+        DeviceKind::Camera | DeviceKind::Screen => return Vec::new(),
     };
     found.map(|d| d.collect()).unwrap_or_default()
 }
@@ -39,7 +39,7 @@ fn default_id(kind: DeviceKind) -> Option<String> {
     let device = match kind {
         DeviceKind::Microphone => host.default_input_device(),
         DeviceKind::Speaker => host.default_output_device(),
-        DeviceKind::Camera => None,
+        DeviceKind::Camera | DeviceKind::Screen => None,
     };
     Some(device?.id().ok()?.to_string())
 }
@@ -66,6 +66,7 @@ pub(super) fn list(kind: DeviceKind) -> Vec<DeviceInfo> {
                 kind,
                 is_synthetic: false,
                 facing: None,
+                application: None,
             })
         })
         .collect()

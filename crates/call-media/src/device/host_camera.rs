@@ -11,7 +11,7 @@ use nokhwa::utils::{
 
 use super::camera::{CAMERA_QUEUE_FRAMES, Camera};
 use super::{CameraFacing, DeviceError, DeviceId, DeviceInfo, DeviceKind, Running};
-use crate::video::VideoFrame;
+use crate::video::{Packed, VideoFrame};
 
 const PREFIX: &str = "nokhwa:";
 
@@ -27,6 +27,7 @@ pub(super) fn list() -> Vec<DeviceInfo> {
             kind: DeviceKind::Camera,
             is_synthetic: false,
             facing: Some(CameraFacing::External),
+            application: None,
             // Cameras have no system default: the first one listed is it.
             is_default: i == 0,
         })
@@ -94,27 +95,7 @@ pub(super) fn open(id: &DeviceId) -> Result<Camera, DeviceError> {
 
 /// Converts packed RGB (of `stride` pixels per row) to an I420 frame of `width`x`height`.
 fn rgb_to_i420(rgb: &[u8], width: u32, height: u32, stride: u32) -> VideoFrame {
-    let mut frame = VideoFrame::black(width, height);
-    let mut planes = yuv::YuvPlanarImageMut {
-        y_plane: yuv::BufferStoreMut::Borrowed(&mut frame.y),
-        y_stride: width,
-        u_plane: yuv::BufferStoreMut::Borrowed(&mut frame.u),
-        u_stride: width / 2,
-        v_plane: yuv::BufferStoreMut::Borrowed(&mut frame.v),
-        v_stride: width / 2,
-        width,
-        height,
-    };
-    if let Err(e) = yuv::rgb_to_yuv420(
-        &mut planes,
-        rgb,
-        stride * 3,
-        yuv::YuvRange::Limited,
-        yuv::YuvStandardMatrix::Bt601,
-        yuv::YuvConversionMode::Balanced,
-    ) {
-        tracing::warn!("RGB to I420 conversion failed: {e}");
-    }
+    let mut frame = VideoFrame::from_packed(rgb, Packed::Rgb, width, height, stride * 3);
     frame.captured_at = Instant::now();
     frame
 }

@@ -12,15 +12,21 @@ mod hardware;
 mod host;
 mod host_camera;
 mod open;
+mod rendered;
 mod resample;
+mod screen;
+mod screen_scale;
 mod synthetic;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use camera::Camera;
+pub use camera::{Camera, SourceEnd};
 pub use hardware::POLL as HARDWARE_POLL;
+pub use rendered::FramePusher;
+pub use screen::SCREEN_FPS;
+pub use screen_scale::MAX_SHARE;
 pub use synthetic::{CaptureClock, Recording};
 
 /// The audio sample rate everywhere in the engine.
@@ -57,6 +63,8 @@ pub enum DeviceKind {
     Speaker,
     /// Captures video.
     Camera,
+    /// Something to share: a whole screen or an application's window. Opened like a camera.
+    Screen,
 }
 
 /// Where a camera points, as far as the device says.
@@ -79,12 +87,14 @@ pub struct DeviceInfo {
     pub id: DeviceId,
     /// A name for people.
     pub name: String,
-    /// Microphone or speaker.
+    /// Microphone, speaker, camera or screen source.
     pub kind: DeviceKind,
     /// True for the synthetic devices, false for hardware (cpal, nokhwa).
     pub is_synthetic: bool,
     /// For cameras: where it points.
     pub facing: Option<CameraFacing>,
+    /// For a window: the application it belongs to (its class, as the window system names it).
+    pub application: Option<String>,
     /// The one of its kind to use when nothing else is chosen: the system's default device,
     /// or, on a machine without hardware of this kind, the first synthetic one.
     pub is_default: bool,
@@ -218,6 +228,7 @@ enum Synthetic {
     RecordingSpeaker(Recording),
     PatternCamera(camera::PatternSettings),
     Y4mCamera(PathBuf),
+    RenderedScreen(FramePusher),
 }
 
 impl Synthetic {
@@ -225,6 +236,7 @@ impl Synthetic {
         match self {
             Self::RecordingSpeaker(_) => DeviceKind::Speaker,
             Self::PatternCamera(_) | Self::Y4mCamera(_) => DeviceKind::Camera,
+            Self::RenderedScreen(_) => DeviceKind::Screen,
             _ => DeviceKind::Microphone,
         }
     }
@@ -240,6 +252,8 @@ struct Registry {
     added: usize,
     /// Bumped by every synthetic add and remove.
     generation: u64,
+    /// Displays whose screens and windows are listed besides the process's own (`DISPLAY`).
+    displays: Vec<String>,
 }
 
 /// Lists and opens microphones, speakers and cameras, real and synthetic. Cheap to clone;
@@ -275,6 +289,7 @@ impl DeviceManager {
                 synthetic: Vec::new(),
                 added: 0,
                 generation: 0,
+                displays: Vec::new(),
             })),
         }
     }
@@ -299,6 +314,7 @@ impl DeviceManager {
             DeviceKind::Microphone => "mic",
             DeviceKind::Speaker => "speaker",
             DeviceKind::Camera => "camera",
+            DeviceKind::Screen => "screen",
         };
         registry.added += 1;
         registry.generation += 1;
@@ -309,6 +325,7 @@ impl DeviceManager {
             kind,
             is_synthetic: true,
             facing: (kind == DeviceKind::Camera).then_some(CameraFacing::Virtual),
+            application: None,
             is_default: false,
         };
         registry.synthetic.push((info, device));
@@ -331,11 +348,43 @@ impl DeviceManager {
     /// Changes whenever the device list may have changed: a synthetic device added or removed
     /// here, or hardware that came or went (noticed within [`HARDWARE_POLL`]).
     pub fn generation(&self) -> u64 {
-        let registry = self.registry();
-        match registry.hardware {
-            true => registry.generation + hardware::generation(),
-            false => registry.generation,
+        let (own, hardware) = {
+            let registry = self.registry();
+            (registry.generation, registry.hardware)
+        };
+        let screens: u64 = self.displays().iter().map(|d| screen::generation(d)).sum();
+        match hardware {
+            true => own + hardware::generation() + screens,
+            false => own + screens,
         }
+    }
+
+    /// Lists the whole screen and the application windows of X display `display` (such as
+    /// `:99`) as [`DeviceKind::Screen`] sources, besides those of the process's own display
+    /// (`DISPLAY`, listed with the hardware). Windows opening and closing there are noticed.
+    pub fn add_display(&self, display: &str) -> Result<(), DeviceError> {
+        if let Some(reason) = screen::unreachable(display) {
+            return Err(DeviceError::Open {
+                id: DeviceId(display.to_owned()),
+                reason,
+            });
+        }
+        let mut registry = self.registry();
+        if !registry.displays.iter().any(|d| d == display) {
+            registry.displays.push(display.to_owned());
+            registry.generation += 1;
+        }
+        Ok(())
+    }
+
+    /// The displays whose screen sources are listed: the process's own with the hardware, and
+    /// those added. Read without holding the registry, since listing talks to the displays.
+    fn displays(&self) -> Vec<String> {
+        let registry = self.registry();
+        let own = registry.hardware.then(screen::default_display).flatten();
+        let mut displays = registry.displays.clone();
+        displays.extend(own.filter(|d| !registry.displays.contains(d)));
+        displays
     }
 
     /// Adds a microphone that plays a WAV file in a loop. Opening it checks that the file opens
@@ -393,6 +442,17 @@ impl DeviceManager {
         self.add(name, Synthetic::Y4mCamera(path.into()))
     }
 
+    /// Adds a screen source whose pictures the app renders and pushes into the returned
+    /// [`FramePusher`] (a view of a game's world: the native analogue of sharing a browser tab).
+    /// It is listed with the screens and windows, and shared like them.
+    pub fn add_rendered_screen(&self, name: &str) -> (DeviceId, FramePusher) {
+        let pusher = FramePusher::default();
+        (
+            self.add(name, Synthetic::RenderedScreen(pusher.clone())),
+            pusher,
+        )
+    }
+
     /// Adds a speaker that records what it plays to memory, and also to a WAV file at `wav`
     /// (written when the speaker closes) if given.
     pub fn add_recording_speaker(&self, name: &str, wav: Option<PathBuf>) -> (DeviceId, Recording) {
@@ -406,11 +466,20 @@ impl DeviceManager {
     /// Every device of `kind`: hardware first (as last listed, see [`HARDWARE_POLL`]), then
     /// the synthetic ones. At most one is marked the default.
     pub fn list(&self, kind: DeviceKind) -> Vec<DeviceInfo> {
+        let screens = match kind {
+            DeviceKind::Screen => self
+                .displays()
+                .iter()
+                .flat_map(|d| screen::list(d))
+                .collect(),
+            _ => Vec::new(),
+        };
         let registry = self.registry();
         let mut devices = match registry.hardware {
             true => hardware::list(kind),
             false => Vec::new(),
         };
+        devices.extend(screens);
         devices.extend(
             registry
                 .synthetic

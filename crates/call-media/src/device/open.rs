@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::synthetic::CaptureClock;
 use super::{
     Camera, DeviceError, DeviceId, DeviceKind, DeviceManager, FRAME_SAMPLES, MIC_QUEUE_FRAMES,
-    Microphone, PlayoutSource, Speaker, Synthetic, camera, host, host_camera, synthetic,
+    Microphone, PlayoutSource, Speaker, Synthetic, camera, host, host_camera, rendered, screen,
+    synthetic,
 };
 
 impl DeviceManager {
@@ -67,19 +68,31 @@ impl DeviceManager {
         })
     }
 
-    /// Opens a camera and starts capturing. Synthetic cameras open at once; a hardware one
-    /// blocks while the device is probed and started, so async code should use
-    /// [`DeviceManager::open_camera_async`].
+    /// Opens a camera, or a screen source ([`DeviceKind::Screen`]), and starts capturing.
+    /// Synthetic cameras open at once; a hardware one blocks while the device is probed and
+    /// started, so async code should use [`DeviceManager::open_camera_async`].
     pub fn open_camera(&self, id: &DeviceId) -> Result<Camera, DeviceError> {
+        if screen::is_screen(id) {
+            return match self.list(DeviceKind::Screen).iter().any(|s| &s.id == id) {
+                true => screen::open(id),
+                false => Err(DeviceError::NotFound(id.clone())),
+            };
+        }
         let open_error = |reason| DeviceError::Open {
             id: id.clone(),
             reason,
         };
-        match self.synthetic(id, DeviceKind::Camera)? {
+        let synthetic = self
+            .synthetic(id, DeviceKind::Screen)
+            .or_else(|_| self.synthetic(id, DeviceKind::Camera))?;
+        match synthetic {
             Some(Synthetic::PatternCamera(settings)) => {
                 camera::open_pattern(id, settings).map_err(open_error)
             }
             Some(Synthetic::Y4mCamera(path)) => camera::open_y4m(id, &path).map_err(open_error),
+            Some(Synthetic::RenderedScreen(pusher)) => {
+                rendered::open(id, pusher).map_err(open_error)
+            }
             // synthetic() returned a camera: it checked the kind.
             Some(_) => unreachable!("synthetic() checked the kind"),
             None => {

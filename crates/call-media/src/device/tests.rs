@@ -231,3 +231,19 @@ fn synthetic_devices_come_and_go_and_the_app_may_choose_the_default() {
     ));
     assert!(devices.is_synthetic(&first));
 }
+
+#[test]
+fn an_unreachable_display_is_refused_and_its_sources_are_not_found() {
+    let devices = DeviceManager::synthetic_only();
+    let refused = devices.add_display("/nonexistent/socket:7");
+    assert!(
+        matches!(&refused, Err(DeviceError::Open { .. })),
+        "{refused:?}"
+    );
+    assert!(devices.list(DeviceKind::Screen).is_empty());
+    let window = DeviceId("x11:window:0x400001@/nonexistent/socket:7".into());
+    assert!(matches!(
+        devices.open_camera(&window),
+        Err(DeviceError::NotFound(_))
+    ));
+}

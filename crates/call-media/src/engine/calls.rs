@@ -27,7 +27,7 @@ impl Session {
                 media_type,
                 source,
             } => {
-                self.set_video(call_id, media_type, source).await;
+                self.set_video(call_id, media_type, source, None).await;
                 return;
             }
             AgentCommand::Subscribe {
@@ -113,7 +113,8 @@ impl Session {
         self.calls.insert(call_id.clone(), CallEntry::default());
         self.link.send(message);
         if camera.is_some() {
-            self.set_video(call_id, MediaType::Video, camera).await;
+            self.set_video(call_id, MediaType::Video, camera, None)
+                .await;
         }
     }
 

@@ -1,13 +1,13 @@
 //! A session's devices and video sources: which microphone, speaker and cameras are open, and
 //! sending microphone frames.
 
-use call_protocol::{CallId, ClientMessage, MediaType};
+use call_protocol::{CallId, ClientMessage, MediaType, StreamStopReason};
 
 use super::AgentEvent;
 use super::session::Session;
 use crate::audio::{VOICE_LEVEL, VoiceProcessor, audio_level, rms};
 use crate::connection::video_index;
-use crate::device::{DeviceId, DeviceKind, Microphone};
+use crate::device::{DeviceId, DeviceKind, Microphone, SourceEnd};
 
 impl Session {
     /// Starts, switches or stops a call's camera or screen share, and tells the service and the app.
@@ -16,6 +16,7 @@ impl Session {
         call_id: CallId,
         media_type: MediaType,
         source: Option<DeviceId>,
+        stopped: Option<StreamStopReason>,
     ) {
         let i = video_index(media_type);
         let Some(call) = self.calls.get_mut(&call_id) else {
@@ -28,11 +29,13 @@ impl Session {
             call_id: call_id.clone(),
             media_type,
             on: source.is_some(),
+            stopped,
         });
         self.emit(AgentEvent::LocalVideo {
             call_id,
             media_type,
             source,
+            stopped,
             preview: self.senders[i].preview(),
         });
     }
@@ -101,6 +104,35 @@ impl Session {
         }
     }
 
+    /// A video source ended by itself (a shared window closed): every call sending from it
+    /// stops that stream, telling the others why. A source already replaced is ignored.
+    pub(super) async fn source_ended(
+        &mut self,
+        media_type: MediaType,
+        source: DeviceId,
+        end: SourceEnd,
+    ) {
+        let i = video_index(media_type);
+        if self.sources[i].as_ref() != Some(&source) {
+            return;
+        }
+        tracing::info!("{media_type:?} source {source} ended: {end}");
+        let stopped = match end {
+            SourceEnd::WindowClosed => StreamStopReason::SourceClosed,
+            SourceEnd::Failed(_) => StreamStopReason::SourceFailed,
+        };
+        let sending: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.video[i].as_ref() == Some(&source))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for call_id in sending {
+            self.set_video(call_id, media_type, None, Some(stopped))
+                .await;
+        }
+    }
+
     /// Switches the microphone, speaker or camera. An open microphone or speaker is closed and
     /// the new one opened in its place, so calls, streams, mute and hold go on untouched; a
     /// camera is switched in every call that sends camera video.
@@ -116,8 +148,12 @@ impl Session {
                 self.config.speaker = device;
                 self.speaker = None;
             }
-            DeviceKind::Camera => {
-                let i = video_index(MediaType::Video);
+            DeviceKind::Camera | DeviceKind::Screen => {
+                let media_type = match kind {
+                    DeviceKind::Camera => MediaType::Video,
+                    _ => MediaType::ScreenSharing,
+                };
+                let i = video_index(media_type);
                 let sending: Vec<CallId> = self
                     .calls
                     .iter()
@@ -125,7 +161,7 @@ impl Session {
                     .map(|(id, _)| id.clone())
                     .collect();
                 for call_id in sending {
-                    self.set_video(call_id, MediaType::Video, device.clone())
+                    self.set_video(call_id, media_type, device.clone(), None)
                         .await;
                 }
                 return;

@@ -21,6 +21,7 @@ mod voices;
 
 use call_protocol::{
     CallEndReason, CallId, CommunicationIdentifier, ErrorCode, MediaType, ParticipantInfo,
+    StreamStopReason,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -124,7 +125,7 @@ pub enum AgentCommand {
         muted: bool,
     },
     /// Send a video stream in a call from this source (start or switch), or stop (`None`). The
-    /// source is a camera-kind device, for the screen share too.
+    /// source is a camera or a screen source, for either stream.
     SetVideo {
         /// Which call.
         call_id: CallId,
@@ -300,6 +301,8 @@ pub enum AgentEvent {
         media_type: MediaType,
         /// The source sending now, if any.
         source: Option<DeviceId>,
+        /// Why it stopped by itself (the shared window closed), when it did.
+        stopped: Option<StreamStopReason>,
         /// What is being sent, as RGBA.
         preview: FrameSlot,
     },

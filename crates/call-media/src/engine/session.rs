@@ -19,7 +19,7 @@ use crate::audio::{Playout, VoiceEncoder, VoiceProcessor};
 use crate::connection::{ConnectionEvent, MediaConnection};
 use crate::device::{DeviceId, DeviceManager, FRAME_SAMPLES, Microphone, Speaker};
 use crate::signaling::SignalingLink;
-use crate::video::{EncodedUnit, VideoSender};
+use crate::video::{EncodedUnit, SourceEnded, VideoSender};
 
 /// How long signing in may take before it counts as unreachable.
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,6 +144,8 @@ pub(super) struct Session {
     /// The camera's and the screen share's encoder threads (by [`crate::connection::video_index`]).
     pub(super) senders: [VideoSender; 2],
     pub(super) video_units: mpsc::Receiver<EncodedUnit>,
+    /// Sources that ended by themselves (a shared window closed).
+    source_ends: mpsc::UnboundedReceiver<SourceEnded>,
     /// The sources the senders have now.
     pub(super) sources: [Option<DeviceId>; 2],
     /// The senders' keyframe flags, which each media connection's RTCP raises.
@@ -208,9 +210,10 @@ impl Session {
             connect(link.local_ip, &playout, &keyframes).await?;
         link.send(ClientMessage::Offer { sdp: offer });
         let (units, video_units) = mpsc::channel(crate::video::ENCODED_QUEUE);
+        let (ends, source_ends) = mpsc::unbounded_channel();
         let sender = |media_type| {
             let keyframe = keyframes[crate::connection::video_index(media_type)].clone();
-            VideoSender::start(media_type, units.clone(), keyframe)
+            VideoSender::start(media_type, units.clone(), keyframe, ends.clone())
                 .map_err(|e| media(e.to_string()))
         };
         let senders = [sender(MediaType::Video)?, sender(MediaType::ScreenSharing)?];
@@ -235,6 +238,7 @@ impl Session {
             processor: None,
             senders,
             video_units,
+            source_ends,
             sources: [None, None],
             keyframes,
             answered_at: None,
@@ -286,6 +290,9 @@ impl Session {
                     && let Err(e) = self.connection.send_video(media_type, unit, duration).await
                 {
                     tracing::debug!("sending video failed: {e}");
+                },
+                Some((media_type, source, end)) = self.source_ends.recv() => {
+                    self.source_ended(media_type, source, end).await;
                 },
                 _ = stats_tick.tick() => self.report_stats().await,
                 frame = super::media::next_frame(&mut self.microphone) => match frame {

@@ -43,24 +43,65 @@ pub fn bitrate_for(width: u32, height: u32, fps: u32) -> u32 {
     bits.clamp(150_000.0, 2_500_000.0) as u32
 }
 
+/// The target bitrate for screen content: sharp text and little motion at a low frame rate,
+/// so about 0.2 bit per pixel per frame (1080p15 ≈ 6 Mbit/s before the cap), between 300 kbit/s
+/// and 3 Mbit/s; each frame gets several times a camera frame's bits.
+pub fn screen_bitrate_for(width: u32, height: u32, fps: u32) -> u32 {
+    let bits = width as f64 * height as f64 * fps as f64 * 0.2;
+    bits.clamp(300_000.0, 3_000_000.0) as u32
+}
+
+/// What an encoder is tuned for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A camera: motion, [`bitrate_for`].
+    Camera,
+    /// A screen or window: openh264's screen-content mode, [`screen_bitrate_for`], and a level
+    /// that allows pictures up to 1080p.
+    Screen,
+}
+
 /// Encodes I420 frames to H.264 Constrained Baseline (what `profile-level-id=42e01f` announces).
 pub struct VideoEncoder {
     encoder: Encoder,
     size: (u32, u32),
     fps: u32,
+    content: Content,
     started: Instant,
 }
 
 impl VideoEncoder {
-    /// An encoder for frames of this size at this rate.
+    /// An encoder for camera frames of this size at this rate.
     pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, String> {
+        Self::for_content(width, height, fps, Content::Camera)
+    }
+
+    /// An encoder for frames of this size at this rate, tuned for `content`.
+    pub fn for_content(
+        width: u32,
+        height: u32,
+        fps: u32,
+        content: Content,
+    ) -> Result<Self, String> {
+        let (usage, level, bitrate) = match content {
+            Content::Camera => (
+                UsageType::CameraVideoRealTime,
+                Level::Level_3_1,
+                bitrate_for(width, height, fps),
+            ),
+            Content::Screen => (
+                UsageType::ScreenContentRealTime,
+                Level::Level_4_0,
+                screen_bitrate_for(width, height, fps),
+            ),
+        };
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
-            .level(Level::Level_3_1)
-            .bitrate(BitRate::from_bps(bitrate_for(width, height, fps)))
+            .level(level)
+            .bitrate(BitRate::from_bps(bitrate))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .rate_control_mode(RateControlMode::Bitrate)
-            .usage_type(UsageType::CameraVideoRealTime)
+            .usage_type(usage)
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .skip_frames(false);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
@@ -69,6 +110,7 @@ impl VideoEncoder {
             encoder,
             size: (width, height),
             fps,
+            content,
             started: Instant::now(),
         })
     }
@@ -82,7 +124,7 @@ impl VideoEncoder {
         keyframe: bool,
     ) -> Result<(Vec<u8>, bool), String> {
         if (frame.width, frame.height) != self.size {
-            *self = Self::new(frame.width, frame.height, self.fps)?;
+            *self = Self::for_content(frame.width, frame.height, self.fps, self.content)?;
         }
         if keyframe {
             self.encoder.force_intra_frame();

@@ -6,8 +6,8 @@ pub mod pattern;
 mod sender;
 mod slot;
 
-pub use codec::{VideoDecoder, VideoEncoder, bitrate_for};
-pub(crate) use sender::{ENCODED_QUEUE, EncodedUnit, VideoSender};
+pub use codec::{Content, VideoDecoder, VideoEncoder, bitrate_for, screen_bitrate_for};
+pub(crate) use sender::{ENCODED_QUEUE, EncodedUnit, SourceEnded, VideoSender};
 pub use slot::{FrameSlot, SlotFrame, SlotWriter};
 
 use std::time::Instant;
@@ -44,6 +44,45 @@ impl VideoFrame {
         }
     }
 
+    /// Converts a packed picture of `stride` bytes per row to I420 (BT.601, limited range),
+    /// cropped to even dimensions (at least 2x2). SIMD through the `yuv` crate.
+    pub fn from_packed(
+        pixels: &[u8],
+        layout: Packed,
+        width: u32,
+        height: u32,
+        stride: u32,
+    ) -> Self {
+        let (even_width, even_height) = (width & !1, height & !1);
+        let mut frame = Self::black(even_width.max(2), even_height.max(2));
+        let mut planes = yuv::YuvPlanarImageMut {
+            y_plane: yuv::BufferStoreMut::Borrowed(&mut frame.y),
+            y_stride: frame.width,
+            u_plane: yuv::BufferStoreMut::Borrowed(&mut frame.u),
+            u_stride: frame.width / 2,
+            v_plane: yuv::BufferStoreMut::Borrowed(&mut frame.v),
+            v_stride: frame.width / 2,
+            width: even_width,
+            height: even_height,
+        };
+        let convert = match layout {
+            Packed::Rgb => yuv::rgb_to_yuv420,
+            Packed::Rgba => yuv::rgba_to_yuv420,
+            Packed::Bgrx => yuv::bgra_to_yuv420,
+        };
+        if let Err(e) = convert(
+            &mut planes,
+            pixels,
+            stride,
+            yuv::YuvRange::Limited,
+            yuv::YuvStandardMatrix::Bt601,
+            yuv::YuvConversionMode::Balanced,
+        ) {
+            tracing::warn!("{layout:?} picture to I420 failed: {e}");
+        }
+        frame
+    }
+
     /// Converts to RGBA8 (sRGB-encoded, alpha 255) into `rgba`, which must hold
     /// `width * height * 4` bytes. SIMD through the `yuv` crate.
     pub fn to_rgba(&self, rgba: &mut [u8]) {
@@ -55,6 +94,17 @@ impl VideoFrame {
             rgba,
         );
     }
+}
+
+/// How a packed picture's bytes are laid out, for [`VideoFrame::from_packed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packed {
+    /// R, G, B: a camera's decoded frame.
+    Rgb,
+    /// R, G, B, A: a rendered image.
+    Rgba,
+    /// B, G, R and an unused byte: an X11 screen at depth 24 on a little-endian server.
+    Bgrx,
 }
 
 /// Converts I420 planes with the given strides to RGBA8 (BT.601, limited range).

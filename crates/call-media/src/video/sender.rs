@@ -11,8 +11,8 @@ use call_protocol::MediaType;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::{FrameSlot, VideoEncoder};
-use crate::device::Camera;
+use super::{Content, FrameSlot, VideoEncoder};
+use crate::device::{Camera, DeviceId, SourceEnd};
 
 /// A frame's duration when the camera gives no earlier frame to measure from (30 fps).
 const DEFAULT_FRAME: Duration = Duration::from_micros(33_333);
@@ -24,6 +24,9 @@ pub(crate) const ENCODED_QUEUE: usize = 8;
 /// An encoded access unit, which stream it belongs to, and how long it lasts.
 pub(crate) type EncodedUnit = (MediaType, Vec<u8>, Duration);
 
+/// A source that ended by itself: which stream's, which source, and why.
+pub(crate) type SourceEnded = (MediaType, DeviceId, SourceEnd);
+
 /// The encoder thread. Dropping it stops the thread.
 pub(crate) struct VideoSender {
     cameras: Option<crossbeam_channel::Sender<Option<Camera>>>,
@@ -33,17 +36,23 @@ pub(crate) struct VideoSender {
 
 impl VideoSender {
     /// Starts the thread. Units go to `units` (see [`hand_over`] for a full queue); `keyframe`
-    /// asks for an IDR (the next frame is one, then the flag clears).
+    /// asks for an IDR (the next frame is one, then the flag clears); a source that ends by
+    /// itself is told on `ended` (at most once per source opened, so it needs no bound).
     pub(crate) fn start(
         media_type: MediaType,
         units: mpsc::Sender<EncodedUnit>,
         keyframe: Arc<AtomicBool>,
+        ended: mpsc::UnboundedSender<SourceEnded>,
     ) -> std::io::Result<Self> {
         // Source switches, at most one per video request: bounded by the engine's command queue,
         // and the thread takes each as soon as it arrives.
         let (cameras, switches) = crossbeam_channel::unbounded::<Option<Camera>>();
         let preview = FrameSlot::new();
         let mut writer = preview.writer();
+        let content = match media_type {
+            MediaType::Video => Content::Camera,
+            MediaType::ScreenSharing => Content::Screen,
+        };
         let thread = std::thread::Builder::new().name("video-encode".into()).spawn(move || {
             let mut camera: Option<Camera> = None;
             let mut encoder: Option<VideoEncoder> = None;
@@ -64,14 +73,18 @@ impl VideoSender {
                     },
                     recv(frames) -> frame => {
                         let Ok(frame) = frame else {
-                            camera = None;
+                            if let Some(c) = camera.take()
+                                && let Some(end) = c.end_reason()
+                            {
+                                let _ = ended.send((media_type, c.id.clone(), end));
+                            }
                             continue;
                         };
                         writer.publish(frame.width, frame.height, Some(frame.captured_at), |rgba| frame.to_rgba(rgba));
                         let fps = camera.as_ref().map_or(30, |c| c.fps);
                         let encoder = match &mut encoder {
                             Some(e) => e,
-                            None => match VideoEncoder::new(frame.width, frame.height, fps) {
+                            None => match VideoEncoder::for_content(frame.width, frame.height, fps, content) {
                                 Ok(e) => encoder.insert(e),
                                 Err(e) => {
                                     tracing::error!("no H.264 encoder: {e}");

@@ -30,6 +30,7 @@ impl Switchboard {
         info.streams = vec![StreamInfo {
             media_type: MediaType::Video,
             is_available: true,
+            stopped: None,
         }];
         Member { session, info }
     }

@@ -343,15 +343,18 @@ impl Switchboard {
                 call_id,
                 media_type,
                 on,
+                stopped,
             } => {
                 self.call_of(&call_id, session)?;
+                let stream = StreamInfo {
+                    media_type,
+                    is_available: on,
+                    stopped: stopped.filter(|_| !on),
+                };
                 Ok(self.update_member(&call_id, session, |info| {
                     match info.streams.iter_mut().find(|s| s.media_type == media_type) {
-                        Some(stream) => stream.is_available = on,
-                        None => info.streams.push(StreamInfo {
-                            media_type,
-                            is_available: on,
-                        }),
+                        Some(s) => *s = stream,
+                        None => info.streams.push(stream),
                     }
                 }))
             }
@@ -429,6 +432,7 @@ impl Switchboard {
             streams: vec![StreamInfo {
                 media_type: MediaType::Video,
                 is_available: false,
+                stopped: None,
             }],
             role: s.role,
         }

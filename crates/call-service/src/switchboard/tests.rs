@@ -243,6 +243,7 @@ fn video_on_is_announced_and_leaving_unroutes_subscribers() {
                 call_id: call(),
                 media_type: MediaType::Video,
                 on: true,
+                stopped: None,
             },
         )
         .unwrap();

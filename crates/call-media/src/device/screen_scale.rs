@@ -1,0 +1,123 @@
+//! Screens and windows larger than a share sends are scaled down by the X server itself, with
+//! the Render extension (a transformed, bilinear-filtered composite into a smaller pixmap), so
+//! only the smaller picture crosses the socket and no resampler runs here.
+
+use x11rb::connection::Connection;
+use x11rb::protocol::render::{
+    ConnectionExt as _, CreatePictureAux, PictOp, Pictformat, Transform,
+};
+use x11rb::protocol::xproto::{ConnectionExt as _, GetImageReply, ImageFormat, Visualid};
+use x11rb::rust_connection::RustConnection;
+
+/// The largest picture a screen source sends; bigger screens and windows are scaled to fit.
+pub const MAX_SHARE: (u16, u16) = (1920, 1080);
+
+/// Where a picture is read from: a drawable of that visual, the `size` area at `at`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Area {
+    pub(super) drawable: u32,
+    pub(super) visual: Visualid,
+    pub(super) at: (i16, i16),
+    pub(super) size: (u16, u16),
+}
+
+/// The size `size` is sent at: itself when it fits [`MAX_SHARE`], else scaled down to fit,
+/// keeping its aspect, even in both directions.
+pub(super) fn fitted(size: (u16, u16)) -> (u16, u16) {
+    let (w, h) = (f64::from(size.0), f64::from(size.1));
+    let scale = (f64::from(MAX_SHARE.0) / w)
+        .min(f64::from(MAX_SHARE.1) / h)
+        .min(1.0);
+    let even = |v: f64| ((v * scale) as u16 & !1).max(2);
+    match scale < 1.0 {
+        true => (even(w), even(h)),
+        false => size,
+    }
+}
+
+/// Reads `area` scaled to `to` (see [`fitted`]) through a Render composite.
+pub(super) fn scaled_image(
+    conn: &RustConnection,
+    depth: u8,
+    area: Area,
+    to: (u16, u16),
+) -> Result<GetImageReply, Box<dyn std::error::Error>> {
+    let format = format_of(conn, area.visual)?;
+    let fixed = |v: f64| (v * 65536.0) as i32;
+    let (sx, sy) = (
+        f64::from(area.size.0) / f64::from(to.0),
+        f64::from(area.size.1) / f64::from(to.1),
+    );
+    // The transform maps a destination pixel to its source point.
+    let transform = Transform {
+        matrix11: fixed(sx),
+        matrix12: 0,
+        matrix13: fixed(f64::from(area.at.0)),
+        matrix21: 0,
+        matrix22: fixed(sy),
+        matrix23: fixed(f64::from(area.at.1)),
+        matrix31: 0,
+        matrix32: 0,
+        matrix33: fixed(1.0),
+    };
+    let source = conn.generate_id()?;
+    conn.render_create_picture(source, area.drawable, format, &CreatePictureAux::new())?;
+    conn.render_set_picture_transform(source, transform)?;
+    conn.render_set_picture_filter(source, b"bilinear", &[])?;
+    let pixmap = conn.generate_id()?;
+    conn.create_pixmap(depth, pixmap, area.drawable, to.0, to.1)?;
+    let target = conn.generate_id()?;
+    conn.render_create_picture(target, pixmap, format, &CreatePictureAux::new())?;
+    conn.render_composite(
+        PictOp::SRC,
+        source,
+        0u32,
+        target,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        to.0,
+        to.1,
+    )?;
+    let image = conn.get_image(ImageFormat::Z_PIXMAP, pixmap, 0, 0, to.0, to.1, !0);
+    // Freed whatever the read gave: the requests are queued before the reply is awaited.
+    let _ = conn.render_free_picture(source);
+    let _ = conn.render_free_picture(target);
+    let _ = conn.free_pixmap(pixmap);
+    let image = image?.reply()?;
+    conn.flush()?;
+    Ok(image)
+}
+
+/// The Render picture format of `visual`.
+fn format_of(
+    conn: &RustConnection,
+    visual: Visualid,
+) -> Result<Pictformat, Box<dyn std::error::Error>> {
+    let formats = conn.render_query_pict_formats()?.reply()?;
+    formats
+        .screens
+        .iter()
+        .flat_map(|s| &s.depths)
+        .flat_map(|d| &d.visuals)
+        .find(|v| v.visual == visual)
+        .map(|v| v.format)
+        .ok_or_else(|| format!("no Render format for visual {visual:#x}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_pictures_fit_1080p_keeping_their_aspect() {
+        assert_eq!(fitted((1280, 720)), (1280, 720));
+        assert_eq!(fitted((1920, 1080)), (1920, 1080));
+        assert_eq!(fitted((2560, 1440)), (1920, 1080));
+        assert_eq!(fitted((3840, 1080)), (1920, 540));
+        assert_eq!(fitted((1000, 2000)), (540, 1080));
+    }
+}
