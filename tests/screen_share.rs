@@ -377,3 +377,47 @@ fn a_screen_larger_than_1080p_is_scaled_down_to_fit() {
     assert_colour(&rgba, w, (500, 290, 920, 500), red);
     assert_colour(&rgba, w, (20, 20, 400, 200), [0, 0, 0]);
 }
+
+#[test]
+fn choosing_another_window_during_a_share_switches_what_arrives() {
+    let x = XServer::start(SCREEN.0, SCREEN.1);
+    let (first_size, second_size) = ((320, 240), (400, 300));
+    let _first = TestWindow::open(
+        &x.display,
+        "First",
+        "BcTest",
+        (0, 0),
+        first_size,
+        known_pixel(4),
+    );
+    let _second = TestWindow::open(
+        &x.display,
+        "Second",
+        "BcTest",
+        (500, 300),
+        second_size,
+        known_pixel(8),
+    );
+    let mut s = sharing(&x);
+    let first = s.source("First");
+    let second = s.source("Second");
+    let stream = s.share(first.id, (320, 240));
+    let agent = s.a.agent;
+    s.a.trigger(SelectDevice {
+        agent,
+        kind: DeviceKind::Screen,
+        device: Some(second.id.clone()),
+    });
+    run_until(&mut s.clients(), "the second window at B", |c| {
+        view_pixels(c[1], stream).is_some_and(|(_, w, h)| (w, h) == (400, 300))
+    });
+    let shared =
+        s.a.app
+            .world()
+            .get::<LocalScreenShare>(s.a_call)
+            .map(|l| l.source.clone());
+    assert_eq!(shared, Some(second.id), "A's share names the new source");
+    let expected = rgba_of(known_pixel(8), 400, 300);
+    let quality = s.quality(stream, (0, 0, 400, 300), &expected);
+    assert!(quality > 30.0, "the second window: {quality:.1} dB");
+}
