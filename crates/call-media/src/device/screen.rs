@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::composite::{ConnectionExt as _, Redirect};
+use x11rb::protocol::render::Pictvisual;
 use x11rb::protocol::xproto::{
     Atom, AtomEnum, ChangeWindowAttributesAux, ConnectionExt as _, EventMask, ImageFormat,
     ImageOrder, MapState, Visualid, Window, WindowClass,
@@ -184,7 +185,10 @@ struct Display {
     conn: RustConnection,
     root: Window,
     root_visual: Visualid,
+    root_depth: u8,
     size: (u16, u16),
+    /// Render's picture formats, asked for the first time a picture must be scaled.
+    formats: std::cell::OnceCell<Vec<Pictvisual>>,
     net_wm_name: Atom,
     utf8_string: Atom,
     net_client_list: Atom,
@@ -196,9 +200,10 @@ impl Display {
     fn connect(display: &str) -> Result<Self, String> {
         let (conn, screen) = x11rb::connect(Some(display)).map_err(|e| e.to_string())?;
         let root = &conn.setup().roots[screen];
-        let (root, root_visual, size) = (
+        let (root, root_visual, root_depth, size) = (
             root.root,
             root.root_visual,
+            root.root_depth,
             (root.width_in_pixels, root.height_in_pixels),
         );
         let atom = |name: &[u8]| -> Result<Atom, String> {
@@ -212,7 +217,9 @@ impl Display {
             conn,
             root,
             root_visual,
+            root_depth,
             size,
+            formats: std::cell::OnceCell::new(),
         })
     }
 
@@ -307,8 +314,14 @@ impl Display {
                 request.reply()?
             }
             false => {
-                let depth = self.conn.get_geometry(area.drawable)?.reply()?.depth;
-                screen_scale::scaled_image(&self.conn, depth, area, (width, height))?
+                let formats = match self.formats.get() {
+                    Some(formats) => formats,
+                    None => {
+                        let formats = screen_scale::picture_formats(&self.conn)?;
+                        self.formats.get_or_init(|| formats)
+                    }
+                };
+                screen_scale::scaled_image(&self.conn, formats, area, (width, height))?
             }
         };
         let format = self
@@ -369,6 +382,7 @@ impl Capture {
             let root = Area {
                 drawable: d.root,
                 visual: d.root_visual,
+                depth: d.root_depth,
                 at: (0, 0),
                 size: d.size,
             };
@@ -411,6 +425,7 @@ impl Capture {
         let named = Area {
             drawable: pixmap,
             visual,
+            depth: geometry.depth,
             at: (border, border),
             size: (geometry.width, geometry.height),
         };

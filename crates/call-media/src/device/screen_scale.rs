@@ -4,7 +4,7 @@
 
 use x11rb::connection::Connection;
 use x11rb::protocol::render::{
-    ConnectionExt as _, CreatePictureAux, PictOp, Pictformat, Transform,
+    ConnectionExt as _, CreatePictureAux, PictOp, Pictvisual, Transform,
 };
 use x11rb::protocol::xproto::{ConnectionExt as _, GetImageReply, ImageFormat, Visualid};
 use x11rb::rust_connection::RustConnection;
@@ -17,6 +17,7 @@ pub const MAX_SHARE: (u16, u16) = (1920, 1080);
 pub(super) struct Area {
     pub(super) drawable: u32,
     pub(super) visual: Visualid,
+    pub(super) depth: u8,
     pub(super) at: (i16, i16),
     pub(super) size: (u16, u16),
 }
@@ -35,14 +36,19 @@ pub(super) fn fitted(size: (u16, u16)) -> (u16, u16) {
     }
 }
 
-/// Reads `area` scaled to `to` (see [`fitted`]) through a Render composite.
+/// Reads `area` scaled to `to` (see [`fitted`]) through a Render composite; `formats` are the
+/// server's ([`picture_formats`]).
 pub(super) fn scaled_image(
     conn: &RustConnection,
-    depth: u8,
+    formats: &[Pictvisual],
     area: Area,
     to: (u16, u16),
 ) -> Result<GetImageReply, Box<dyn std::error::Error>> {
-    let format = format_of(conn, area.visual)?;
+    let format = formats
+        .iter()
+        .find(|v| v.visual == area.visual)
+        .map(|v| v.format)
+        .ok_or_else(|| format!("no Render format for visual {:#x}", area.visual))?;
     let fixed = |v: f64| (v * 65536.0) as i32;
     let (sx, sy) = (
         f64::from(area.size.0) / f64::from(to.0),
@@ -65,7 +71,7 @@ pub(super) fn scaled_image(
     conn.render_set_picture_transform(source, transform)?;
     conn.render_set_picture_filter(source, b"bilinear", &[])?;
     let pixmap = conn.generate_id()?;
-    conn.create_pixmap(depth, pixmap, area.drawable, to.0, to.1)?;
+    conn.create_pixmap(area.depth, pixmap, area.drawable, to.0, to.1)?;
     let target = conn.generate_id()?;
     conn.render_create_picture(target, pixmap, format, &CreatePictureAux::new())?;
     conn.render_composite(
@@ -92,20 +98,18 @@ pub(super) fn scaled_image(
     Ok(image)
 }
 
-/// The Render picture format of `visual`.
-fn format_of(
+/// The server's Render picture format of each visual (asked once per connection: it never
+/// changes).
+pub(super) fn picture_formats(
     conn: &RustConnection,
-    visual: Visualid,
-) -> Result<Pictformat, Box<dyn std::error::Error>> {
+) -> Result<Vec<Pictvisual>, Box<dyn std::error::Error>> {
     let formats = conn.render_query_pict_formats()?.reply()?;
-    formats
+    Ok(formats
         .screens
         .iter()
         .flat_map(|s| &s.depths)
-        .flat_map(|d| &d.visuals)
-        .find(|v| v.visual == visual)
-        .map(|v| v.format)
-        .ok_or_else(|| format!("no Render format for visual {visual:#x}").into())
+        .flat_map(|d| d.visuals.iter().copied())
+        .collect())
 }
 
 #[cfg(test)]
