@@ -424,3 +424,91 @@ fn call_stats_report_the_media_that_flows() {
         at_a.incoming_video
     );
 }
+
+/// A receive slot that showed one stream and is given another never shows the new stream's
+/// delta frames drawn over the old one's pictures: the SFU starts a stream on a slot at a
+/// keyframe. This is the app's echo-then-group scenario: Alice's echo used her slot 0, Bob's
+/// camera gets it next, and the SFU had just been asked for Bob's keyframe for Carol.
+#[test]
+fn a_reused_receive_slot_starts_its_new_stream_at_a_keyframe() {
+    let service = service();
+    let mut a = client(&service, "alice", Mic::None);
+    let mut b = client(&service, "bob", Mic::None);
+    let mut c = client(&service, "carol", Mic::None);
+    let a_camera = add_camera(&a, 320, 180, 30);
+    // Bob's second pattern camera stamps source 2; Alice's stamps 1.
+    add_camera(&b, 320, 180, 30);
+    let b_camera = add_camera(&b, 320, 180, 30);
+    run_until(&mut [&mut a, &mut b, &mut c], "all signed in", |c| {
+        c.iter().all(|c| c.agent().is_connected())
+    });
+
+    // Alice's receive slot 0 decodes her echoed camera, then the echo call ends.
+    let agent = a.agent;
+    let echo = a.start_call(StartCall {
+        agent,
+        targets: vec![CommunicationIdentifier::EchoBot],
+        video: Some(a_camera),
+    });
+    let stream = available_camera_stream(&mut [&mut a], 0, echo, &CommunicationIdentifier::EchoBot);
+    a.trigger(SubscribeVideo { stream });
+    run_until(&mut [&mut a], "Alice's echo shown", |c| {
+        shown(c[0], stream).is_some_and(|p| p.3.counter > 10)
+    });
+    a.trigger(HangUp { call: echo });
+    run_until(&mut [&mut a], "the echo call ended", |c| {
+        c[0].call(echo).state == CallState::Disconnected
+    });
+
+    // Bob sends his camera in a group call that Carol and Alice join; his first keyframes go
+    // by long before anyone subscribes.
+    let group = CallId::new_group();
+    let mut all = [&mut a, &mut b, &mut c];
+    let mut calls = [Entity::PLACEHOLDER; 3];
+    for (i, video) in [(1, Some(b_camera)), (2, None), (0, None)] {
+        let agent = all[i].agent;
+        calls[i] = all[i].app.world_mut().join_group_call(JoinGroupCall {
+            agent,
+            group_id: group.clone(),
+            video,
+        });
+        run_until(&mut all, "the joiner is connected", |c| {
+            c[i].call(calls[i]).state == CallState::Connected
+        });
+    }
+    let bob = all[1].user.clone();
+    let at_carol = available_camera_stream(&mut all, 2, calls[2], &bob);
+    let at_alice = available_camera_stream(&mut all, 0, calls[0], &bob);
+    run_for(&mut all, Duration::from_secs(1));
+
+    // Carol subscribes and sees Bob: the SFU asked Bob for a keyframe. Alice subscribes right
+    // after, within the SFU's least gap between two keyframe requests to Bob.
+    all[2].trigger(SubscribeVideo { stream: at_carol });
+    run_until(&mut all, "Carol shows Bob", |c| {
+        shown(c[2], at_carol).is_some()
+    });
+    all[0].trigger(SubscribeVideo { stream: at_alice });
+    let mut pictures = 0;
+    let mut last = None;
+    run_until(&mut all, "Alice shows 30 of Bob's pictures", |c| {
+        if let Some((rgba, w, h)) = view_pixels(c[0], at_alice) {
+            let stamp = pattern::read_rgba(&rgba, w, h);
+            assert!(
+                stamp.is_some_and(|s| s.source == 2),
+                "Alice's slot shows a picture that is not Bob's camera: {stamp:?}"
+            );
+            if last != stamp {
+                pictures += 1;
+                last = stamp;
+            }
+        }
+        pictures >= 30
+    });
+    let (rgba, w, h, stamp) = shown(all[0], at_alice).expect("a picture");
+    let quality = psnr_against_source(&rgba, w, h, stamp);
+    assert!(
+        quality > 30.0,
+        "Bob's frame {} at {quality:.1} dB",
+        stamp.counter
+    );
+}

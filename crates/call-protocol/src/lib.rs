@@ -2,13 +2,15 @@
 //!
 //! This crate holds data only: [`CommunicationIdentifier`]s, the [`ClientMessage`] and
 //! [`ServerMessage`] enums with their versioned JSON framing ([`encode`], [`decode`]), and the
-//! [`CallEndReason`] table. It knows nothing of sockets, media or Bevy.
+//! [`CallEndReason`] table, and the one fact about RTP payloads that clients and the SFU share
+//! ([`h264_starts_keyframe`]). It knows nothing of sockets, codecs or Bevy.
 #![warn(missing_docs)]
 
 mod end_reason;
 mod identifier;
 mod message;
 mod participant;
+mod rtp;
 
 pub use end_reason::CallEndReason;
 pub use identifier::{CommunicationIdentifier, IdentifierError};
@@ -19,3 +21,4 @@ pub use message::{
 pub use participant::{
     MediaType, ParticipantInfo, ParticipantState, Role, StreamInfo, StreamStopReason,
 };
+pub use rtp::h264_starts_keyframe;

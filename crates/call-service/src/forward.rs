@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use call_protocol::{CallId, MediaType};
 
-use crate::router::{Leg, Router};
+use crate::router::{Leg, Router, VideoSource};
 use crate::speakers::Level;
 use crate::switchboard::SessionId;
 
@@ -92,7 +92,8 @@ impl Forwarder {
         &self.router
     }
 
-    /// Who hears whom, to change routes.
+    /// Who hears whom, to change call routes (video subscriptions go through
+    /// [`Self::set_video`], which restarts the slot's leg).
     pub fn router_mut(&mut self) -> &mut Router {
         &mut self.router
     }
@@ -133,46 +134,80 @@ impl Forwarder {
         self.close(session);
     }
 
+    /// Video receive slot `slot` of `to` now carries the stream `from` (`None`: nothing). A slot
+    /// given a new stream starts it at a keyframe (see [`Rebaser`]).
+    pub fn set_video(&mut self, to: SessionId, slot: usize, from: Option<VideoSource>) {
+        if self.router.video_source(to, slot) == from {
+            return;
+        }
+        self.router.set_video(to, slot, from);
+        if let Some(leg) = self.legs.get_mut(&(to, Kind::Video, slot)) {
+            leg.restart();
+        }
+    }
+
     /// The copies to send of a packet from `from` with extended sequence number `seq` and RTP
-    /// timestamp `ts`: one per routed leg whose receiver is open and has that slot.
-    pub fn forward(&mut self, from: SessionId, source: Source, seq: u64, ts: u32) -> Vec<Outgoing> {
+    /// timestamp `ts`: one per routed leg whose receiver is open and has that slot, and that is
+    /// not waiting for a keyframe of this stream. `starts_keyframe` says whether the packet is the
+    /// first of a keyframe (always true for audio).
+    pub fn forward(
+        &mut self,
+        from: SessionId,
+        source: Source,
+        seq: u64,
+        ts: u32,
+        starts_keyframe: bool,
+    ) -> Forwarded {
         let kind = source.kind();
         let legs = match source {
             Source::Audio => self.router.audio_legs(from),
             Source::Video(media_type) => self.router.video_legs((from, media_type)),
         };
-        legs.into_iter()
-            .filter(|leg| {
-                self.receivers.get(&leg.to).is_some_and(|r| {
-                    leg.slot
-                        < match kind {
-                            Kind::Audio => r.audio_slots,
-                            Kind::Video => r.video_slots,
-                        }
-                })
-            })
-            .map(|Leg { to, slot }| {
-                let (seq, ts) = self.legs.entry((to, kind, slot)).or_default().map(
-                    (from, source),
-                    seq,
-                    ts,
-                    source.frame_ticks(),
-                );
-                Outgoing {
+        let mut forwarded = Forwarded::default();
+        for Leg { to, slot } in legs {
+            let open = self.receivers.get(&to).is_some_and(|r| {
+                slot < match kind {
+                    Kind::Audio => r.audio_slots,
+                    Kind::Video => r.video_slots,
+                }
+            });
+            if !open {
+                continue;
+            }
+            let leg = self.legs.entry((to, kind, slot)).or_default();
+            let starts = starts_keyframe || kind == Kind::Audio;
+            match leg.map((from, source), seq, ts, source.frame_ticks(), starts) {
+                Some((seq, ts)) => forwarded.copies.push(Outgoing {
                     to,
                     kind,
                     slot,
                     seq,
                     ts,
-                }
-            })
-            .collect()
+                }),
+                None => forwarded.wants_keyframe = true,
+            }
+        }
+        forwarded
     }
+}
+
+/// What becomes of one received packet.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The copies to send.
+    pub copies: Vec<Outgoing>,
+    /// A leg held the packet back until a keyframe of its stream: ask the publisher for one.
+    pub wants_keyframe: bool,
 }
 
 /// Maps a stream's RTP sequence numbers and timestamps onto one outgoing leg, so the leg stays
 /// continuous (and starts below 65536, as SRTP's rollover counter needs) whichever stream feeds
 /// it.
+///
+/// A new stream on a leg starts at its first keyframe: the receiver cannot tell from the
+/// continuous numbering that the stream changed, and would decode the new stream's delta frames
+/// against the old stream's pictures (smeared blocks, until the next keyframe, which may never
+/// come unasked). Packets before that keyframe are not sent, so they leave no gap to repair.
 #[derive(Debug, Default)]
 pub struct Rebaser {
     source: Option<(SessionId, Source)>,
@@ -184,15 +219,20 @@ pub struct Rebaser {
 
 impl Rebaser {
     /// The leg's sequence number and timestamp for a packet of stream `source` with extended
-    /// sequence number `seq`, RTP timestamp `ts`, lasting `duration` timestamp units.
+    /// sequence number `seq`, RTP timestamp `ts`, lasting `duration` timestamp units; `None` while
+    /// a stream new to the leg has not reached a packet that `starts_keyframe`.
     pub fn map(
         &mut self,
         source: (SessionId, Source),
         seq: u64,
         ts: u32,
         duration: u32,
-    ) -> (u64, u32) {
+        starts_keyframe: bool,
+    ) -> Option<(u64, u32)> {
         if self.source != Some(source) {
+            if !starts_keyframe {
+                return None;
+            }
             self.source = Some(source);
             self.seq_delta = self.next_seq as i64 - seq as i64;
             self.ts_delta = self.next_ts.wrapping_sub(ts);
@@ -203,7 +243,13 @@ impl Rebaser {
             self.next_seq = out_seq + 1;
             self.next_ts = out_ts.wrapping_add(duration);
         }
-        (out_seq, out_ts)
+        Some((out_seq, out_ts))
+    }
+
+    /// Whatever stream comes next, even the same one again, starts anew at a keyframe, numbered
+    /// on from the last packet sent.
+    fn restart(&mut self) {
+        self.source = None;
     }
 }
 
@@ -251,6 +297,17 @@ mod tests {
         }
     }
 
+    /// The copies of a packet that starts a keyframe (or is audio).
+    fn keyframe(
+        f: &mut Forwarder,
+        from: SessionId,
+        source: Source,
+        seq: u64,
+        ts: u32,
+    ) -> Vec<Outgoing> {
+        f.forward(from, source, seq, ts, true).copies
+    }
+
     fn sorted(mut out: Vec<Outgoing>) -> Vec<Outgoing> {
         out.sort_by_key(|o| (o.to, o.slot));
         out
@@ -260,36 +317,39 @@ mod tests {
     fn one_to_one_sends_each_packet_to_the_other_rebased_from_zero() {
         let mut f = call(&[1, 2]);
         assert_eq!(
-            f.forward(1, Source::Audio, 70_000, 5_000),
+            keyframe(&mut f, 1, Source::Audio, 70_000, 5_000),
             [audio(2, 0, 0, 0)]
         );
         assert_eq!(
-            f.forward(1, Source::Audio, 70_001, 5_960),
+            keyframe(&mut f, 1, Source::Audio, 70_001, 5_960),
             [audio(2, 0, 1, 960)]
         );
-        assert_eq!(f.forward(2, Source::Audio, 9, 123), [audio(1, 1, 0, 0)]);
+        assert_eq!(
+            keyframe(&mut f, 2, Source::Audio, 9, 123),
+            [audio(1, 1, 0, 0)]
+        );
         // Nobody subscribed to video: it goes nowhere.
-        assert!(f.forward(1, CAMERA, 1, 1).is_empty());
+        assert!(keyframe(&mut f, 1, CAMERA, 1, 1).is_empty());
     }
 
     #[test]
     fn three_party_call_gives_each_speaker_its_slot_on_every_other() {
         let mut f = call(&[1, 2, 3]);
         assert_eq!(
-            sorted(f.forward(1, Source::Audio, 100, 0)),
+            sorted(keyframe(&mut f, 1, Source::Audio, 100, 0)),
             [audio(2, 0, 0, 0), audio(3, 0, 0, 0)]
         );
         assert_eq!(
-            sorted(f.forward(2, Source::Audio, 500, 0)),
+            sorted(keyframe(&mut f, 2, Source::Audio, 500, 0)),
             [audio(1, 1, 0, 0), audio(3, 1, 0, 0)]
         );
         assert_eq!(
-            sorted(f.forward(3, Source::Audio, 7, 0)),
+            sorted(keyframe(&mut f, 3, Source::Audio, 7, 0)),
             [audio(1, 2, 0, 0), audio(2, 2, 0, 0)]
         );
         // Each leg counts on its own.
         assert_eq!(
-            sorted(f.forward(1, Source::Audio, 101, 960)),
+            sorted(keyframe(&mut f, 1, Source::Audio, 101, 960)),
             [audio(2, 0, 1, 960), audio(3, 0, 1, 960)]
         );
     }
@@ -297,60 +357,125 @@ mod tests {
     #[test]
     fn video_goes_to_the_subscribed_slot_only() {
         let mut f = call(&[1, 2, 3]);
-        f.router_mut().set_video(2, 4, Some((1, MediaType::Video)));
-        f.router_mut()
-            .set_video(3, 0, Some((1, MediaType::ScreenSharing)));
-        assert_eq!(f.forward(1, CAMERA, 40, 9_000), [video(2, 4, 0, 0)]);
-        assert_eq!(f.forward(1, SCREEN, 80, 1), [video(3, 0, 0, 0)]);
-        assert!(f.forward(2, CAMERA, 1, 1).is_empty());
+        f.set_video(2, 4, Some((1, MediaType::Video)));
+        f.set_video(3, 0, Some((1, MediaType::ScreenSharing)));
+        assert_eq!(keyframe(&mut f, 1, CAMERA, 40, 9_000), [video(2, 4, 0, 0)]);
+        assert_eq!(keyframe(&mut f, 1, SCREEN, 80, 1), [video(3, 0, 0, 0)]);
+        assert!(keyframe(&mut f, 2, CAMERA, 1, 1).is_empty());
     }
 
     #[test]
     fn receivers_get_nothing_until_open_and_only_on_slots_they_have() {
         let mut f = Forwarder::default();
         f.router_mut().set_route(CallId("c".into()), vec![1, 2]);
-        f.router_mut().set_video(2, 3, Some((1, MediaType::Video)));
+        f.set_video(2, 3, Some((1, MediaType::Video)));
         f.hear(1, None, Instant::now());
-        assert!(f.forward(1, Source::Audio, 1, 0).is_empty());
+        assert!(keyframe(&mut f, 1, Source::Audio, 1, 0).is_empty());
         assert!(!f.is_open(2));
         f.open(2, 1, 2);
         assert!(f.is_open(2));
-        assert_eq!(f.forward(1, Source::Audio, 2, 960), [audio(2, 0, 0, 0)]);
+        assert_eq!(
+            keyframe(&mut f, 1, Source::Audio, 2, 960),
+            [audio(2, 0, 0, 0)]
+        );
         // Its offer had two video receive lines: slot 3 does not exist there.
-        assert!(f.forward(1, CAMERA, 1, 0).is_empty());
+        assert!(keyframe(&mut f, 1, CAMERA, 1, 0).is_empty());
     }
 
     #[test]
     fn a_slot_whose_source_changes_stays_continuous() {
         let mut f = call(&[1, 2, 3]);
-        f.router_mut().set_video(3, 0, Some((1, MediaType::Video)));
-        assert_eq!(f.forward(1, CAMERA, 1_000, 90_000), [video(3, 0, 0, 0)]);
-        assert_eq!(f.forward(1, CAMERA, 1_001, 93_000), [video(3, 0, 1, 3_000)]);
+        f.set_video(3, 0, Some((1, MediaType::Video)));
+        assert_eq!(
+            keyframe(&mut f, 1, CAMERA, 1_000, 90_000),
+            [video(3, 0, 0, 0)]
+        );
+        assert_eq!(
+            keyframe(&mut f, 1, CAMERA, 1_001, 93_000),
+            [video(3, 0, 1, 3_000)]
+        );
         // The slot now shows session 2's camera, numbered on from where session 1 stopped.
-        f.router_mut().set_video(3, 0, Some((2, MediaType::Video)));
-        assert!(f.forward(1, CAMERA, 1_002, 96_000).is_empty());
-        assert_eq!(f.forward(2, CAMERA, 50, 7), [video(3, 0, 2, 6_000)]);
-        assert_eq!(f.forward(2, CAMERA, 51, 3_007), [video(3, 0, 3, 9_000)]);
+        f.set_video(3, 0, Some((2, MediaType::Video)));
+        assert!(keyframe(&mut f, 1, CAMERA, 1_002, 96_000).is_empty());
+        assert_eq!(keyframe(&mut f, 2, CAMERA, 50, 7), [video(3, 0, 2, 6_000)]);
+        assert_eq!(
+            keyframe(&mut f, 2, CAMERA, 51, 3_007),
+            [video(3, 0, 3, 9_000)]
+        );
         // And then session 2's screen: another stream of the same publisher, rebased too.
-        f.router_mut()
-            .set_video(3, 0, Some((2, MediaType::ScreenSharing)));
-        assert_eq!(f.forward(2, SCREEN, 9_999, 1), [video(3, 0, 4, 12_000)]);
+        f.set_video(3, 0, Some((2, MediaType::ScreenSharing)));
+        assert_eq!(
+            keyframe(&mut f, 2, SCREEN, 9_999, 1),
+            [video(3, 0, 4, 12_000)]
+        );
+    }
+
+    #[test]
+    fn a_slot_given_a_new_stream_starts_it_at_a_keyframe() {
+        let mut f = call(&[1, 2, 3]);
+        let held = Forwarded {
+            copies: vec![],
+            wants_keyframe: true,
+        };
+        f.set_video(3, 0, Some((1, MediaType::Video)));
+        // A fresh slot waits for its stream's keyframe too; audio never waits.
+        assert_eq!(f.forward(1, CAMERA, 10, 0, false), held);
+        assert_eq!(
+            f.forward(1, Source::Audio, 1, 0, false).copies,
+            [audio(2, 0, 0, 0), audio(3, 0, 0, 0)]
+        );
+        assert_eq!(keyframe(&mut f, 1, CAMERA, 11, 3_000), [video(3, 0, 0, 0)]);
+        assert_eq!(
+            f.forward(1, CAMERA, 12, 3_000, false).copies,
+            [video(3, 0, 1, 0)]
+        );
+        // Switched mid-stream to session 2's camera: its delta frames are held back and a
+        // keyframe asked for; the keyframe goes out numbered on, without a gap.
+        f.set_video(3, 0, Some((2, MediaType::Video)));
+        assert_eq!(f.forward(2, CAMERA, 500, 0, false), held);
+        assert_eq!(f.forward(2, CAMERA, 501, 0, false), held);
+        assert_eq!(
+            keyframe(&mut f, 2, CAMERA, 502, 6_000),
+            [video(3, 0, 2, 3_000)]
+        );
+        // Dropped and taken again, the same stream starts anew at a keyframe, not with a gap
+        // of what the slot missed.
+        f.set_video(3, 0, None);
+        assert_eq!(
+            f.forward(2, CAMERA, 503, 9_000, false),
+            Forwarded::default()
+        );
+        f.set_video(3, 0, Some((2, MediaType::Video)));
+        assert_eq!(f.forward(2, CAMERA, 600, 9_000, false), held);
+        assert_eq!(
+            keyframe(&mut f, 2, CAMERA, 601, 12_000),
+            [video(3, 0, 3, 6_000)]
+        );
+        // Asked again for what it carries, a slot goes on as it was.
+        f.set_video(3, 0, Some((2, MediaType::Video)));
+        assert_eq!(
+            f.forward(2, CAMERA, 602, 12_000, false).copies,
+            [video(3, 0, 4, 6_000)]
+        );
     }
 
     #[test]
     fn nothing_goes_to_or_from_a_forgotten_session() {
         let mut f = call(&[1, 2, 3]);
-        f.router_mut().set_video(1, 0, Some((2, MediaType::Video)));
-        f.router_mut().set_video(2, 0, Some((1, MediaType::Video)));
+        f.set_video(1, 0, Some((2, MediaType::Video)));
+        f.set_video(2, 0, Some((1, MediaType::Video)));
         f.forget(2);
         // Its call membership is signaling's to change, with the call's route; until then,
         // nothing is sent to it.
-        assert_eq!(f.forward(1, Source::Audio, 1, 0), [audio(3, 0, 0, 0)]);
-        assert!(f.forward(1, CAMERA, 1, 0).is_empty());
-        assert!(f.forward(2, CAMERA, 1, 0).is_empty());
+        assert_eq!(
+            keyframe(&mut f, 1, Source::Audio, 1, 0),
+            [audio(3, 0, 0, 0)]
+        );
+        assert!(keyframe(&mut f, 1, CAMERA, 1, 0).is_empty());
+        assert!(keyframe(&mut f, 2, CAMERA, 1, 0).is_empty());
         f.router_mut().set_route(CallId("c".into()), vec![1, 3]);
         assert!(
-            f.forward(2, Source::Audio, 1, 0).is_empty(),
+            keyframe(&mut f, 2, Source::Audio, 1, 0).is_empty(),
             "out of the call, its audio goes nowhere"
         );
     }
@@ -359,13 +484,13 @@ mod tests {
     fn rebaser_starts_low_and_stays_continuous_across_sources() {
         let mut leg = Rebaser::default();
         let (a, b) = ((1, Source::Audio), (2, Source::Audio));
-        assert_eq!(leg.map(a, 70_000, 1_000, 960), (0, 0));
-        assert_eq!(leg.map(a, 70_001, 1_960, 960), (1, 960));
+        assert_eq!(leg.map(a, 70_000, 1_000, 960, true), Some((0, 0)));
+        assert_eq!(leg.map(a, 70_001, 1_960, 960, true), Some((1, 960)));
         // A new source continues where the old one stopped.
-        assert_eq!(leg.map(b, 5, 99_999, 960), (2, 1_920));
-        assert_eq!(leg.map(b, 6, 100_959, 960), (3, 2_880));
+        assert_eq!(leg.map(b, 5, 99_999, 960, true), Some((2, 1_920)));
+        assert_eq!(leg.map(b, 6, 100_959, 960, true), Some((3, 2_880)));
         // A late packet maps back without moving the leg forward.
-        assert_eq!(leg.map(b, 5, 99_999, 960), (2, 1_920));
-        assert_eq!(leg.map(b, 7, 101_919, 960), (4, 3_840));
+        assert_eq!(leg.map(b, 5, 99_999, 960, true), Some((2, 1_920)));
+        assert_eq!(leg.map(b, 7, 101_919, 960, true), Some((4, 3_840)));
     }
 }

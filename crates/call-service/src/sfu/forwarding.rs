@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use call_protocol::MediaType;
+use call_protocol::{MediaType, h264_starts_keyframe};
 use str0m::Input;
 use str0m::format::PayloadParams;
 use str0m::media::KeyframeRequestKind;
@@ -101,9 +101,17 @@ impl Sfu {
         {
             self.report_dominant(call_id);
         }
-        let copies = self.forwarder.forward(from, source, media.seq, media.ts);
+        let starts_keyframe = source != Source::Audio && h264_starts_keyframe(media.payload);
+        let forwarded = self
+            .forwarder
+            .forward(from, source, media.seq, media.ts, starts_keyframe);
+        if forwarded.wants_keyframe
+            && let Source::Video(media_type) = source
+        {
+            self.request_keyframe((from, media_type));
+        }
         let mut echoes = Vec::new();
-        for out in copies {
+        for out in forwarded.copies {
             if let Some(bot) = self.bots.get_mut(&out.to) {
                 match out.kind {
                     Kind::Audio => bot.hear(Bytes::copy_from_slice(media.payload), now),

@@ -277,7 +277,7 @@ impl Sfu {
             self.report_dominant(call_id);
         }
         for ((to, slot), from) in updates.video {
-            self.forwarder.router_mut().set_video(to, slot, from);
+            self.forwarder.set_video(to, slot, from);
             // A new subscriber can only start decoding at a keyframe.
             if let Some(from) = from {
                 self.request_keyframe(from);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use call_protocol::h264_starts_keyframe;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
@@ -231,7 +232,7 @@ impl VideoReceiver {
             self.timestamp = Some(packet.header.timestamp);
             // A new unit is whole unless the lost packets may have been its first ones; a
             // keyframe that starts with its SPS shows it has its start.
-            self.keyframe = starts_with_sps(&packet.payload);
+            self.keyframe = h264_starts_keyframe(&packet.payload);
             self.intact = !gap || self.keyframe;
         }
         // webrtc-rs's STAP-A parser can index past a malformed packet's end; a bad publisher
@@ -279,19 +280,5 @@ impl VideoReceiver {
         }
         self.last_pli = Some(now);
         true
-    }
-}
-
-/// Whether an H.264 RTP payload begins with an SPS, alone or first in a STAP-A: the first packet
-/// of a keyframe (encoders put SPS and PPS ahead of the IDR).
-fn starts_with_sps(payload: &[u8]) -> bool {
-    const SPS: u8 = 7;
-    const STAP_A: u8 = 24;
-    let nal_type = |header: &u8| header & 0x1F;
-    match payload.first().map(nal_type) {
-        Some(SPS) => true,
-        // The first aggregated NAL's header follows the STAP-A header and a 16-bit size.
-        Some(STAP_A) => payload.get(3).map(nal_type) == Some(SPS),
-        _ => false,
     }
 }
