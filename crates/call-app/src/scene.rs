@@ -62,9 +62,15 @@ pub struct SharePanel {
     pub has_picture: bool,
 }
 
-/// While set, tiles hold still and keep their places (a screenshot is being taken of them).
+/// While set, tiles hold still and keep their places, and the stage its viewport (a screenshot
+/// is being taken of them).
 #[derive(Resource, Default, Debug)]
 pub struct Frozen(pub bool);
+
+/// Whether the stage may move: not while [`Frozen`].
+fn thawed(frozen: Res<Frozen>) -> bool {
+    !frozen.0
+}
 
 /// The 3D view's camera.
 #[derive(Component)]
@@ -95,9 +101,11 @@ impl Plugin for ScenePlugin {
             .add_systems(
                 Update,
                 (
-                    fit_stage,
+                    // Frozen, the stage keeps its viewport too: a side panel that grows with
+                    // its numbers must not move the tiles under a screenshot.
+                    fit_stage.run_if(thawed),
                     focus,
-                    (sync_tiles, sync_share_panel, animate).run_if(|f: Res<Frozen>| !f.0),
+                    (sync_tiles, sync_share_panel, animate).run_if(thawed),
                     place_voices,
                     paint,
                     visible::project,

@@ -43,6 +43,8 @@ pub struct Peer {
     /// When the peer next wants a timeout input; it gets none before (each costs all of its
     /// timers, far more than the packet that woke the bot).
     wake: Instant,
+    /// The SFU asked for a keyframe (or nothing was sent yet): the next video frame is one.
+    keyframe_wanted: bool,
 }
 
 impl Peer {
@@ -87,6 +89,7 @@ impl Peer {
             pending: Some(pending),
             joining: false,
             wake: Instant::now(),
+            keyframe_wanted: true,
         })
     }
 
@@ -147,6 +150,7 @@ impl Peer {
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
+                Output::Event(Event::KeyframeRequest(_)) => self.keyframe_wanted = true,
                 Output::Event(_) => {}
             }
         }
@@ -171,12 +175,17 @@ impl Peer {
         )
     }
 
-    /// Sends one video frame: a single H.264 slice NAL unit the size of a 360p frame at
-    /// 150 kbit/s and 15 frames per second.
+    /// Sends one video frame: a single H.264 NAL unit the size of a 360p frame at 150 kbit/s
+    /// and 15 frames per second. A slice, or when a keyframe is wanted a unit that begins with
+    /// an SPS header, which is all the SFU looks at to start a watcher's slot on it.
     pub fn show(&mut self, frame: u64) -> Result<(), String> {
         let camera = self.camera.ok_or("no camera line")?;
         let mut payload = vec![0u8; VIDEO_FRAME_BYTES];
-        payload[0] = 0x41;
+        payload[0] = if std::mem::take(&mut self.keyframe_wanted) {
+            0x67
+        } else {
+            0x41
+        };
         let ts = (frame * 6000) as u32;
         self.write(camera, Codec::H264, frame, ts, payload, Default::default())
     }
