@@ -2,6 +2,7 @@
 //! every app until a condition holds, and audio measurements.
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod browser;
 pub mod pulse;
 pub mod x11;
 

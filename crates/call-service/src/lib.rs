@@ -13,6 +13,8 @@
 //!    receive slots and video to the slots subscribed to it; [`forward`] turns each received
 //!    packet into numbered copies, one per leg. The SFU reports who speaks back to signaling.
 //!
+//! A browser joins through the web client served at `/`, which speaks the same protocol.
+//!
 //! No Bevy here: the client plugin depends on this crate, never the other way.
 #![warn(missing_docs)]
 
@@ -25,6 +27,7 @@ mod signaling;
 pub mod speakers;
 pub mod switchboard;
 pub mod token;
+mod web;
 
 pub use service::{CallService, DEFAULT_RING_TIMEOUT, ServiceConfig, ServiceError};
 pub use sfu::PeerTraffic;

@@ -219,6 +219,15 @@ impl CallService {
         )
     }
 
+    /// The web client's URL (see [`ServiceConfig::advertise_ip`]), e.g.
+    /// `http://127.0.0.1:40123/`: a browser joins calls there.
+    pub fn web_url(&self) -> String {
+        format!(
+            "http://{}/",
+            SocketAddr::new(self.advertised_ip, self.http_addr.port())
+        )
+    }
+
     /// The address the signaling HTTP server is bound to (`0.0.0.0:port` when bound to every
     /// interface).
     pub fn http_addr(&self) -> SocketAddr {

@@ -165,9 +165,10 @@ impl Shared {
     }
 }
 
-/// The HTTP routes: `/ws` for signaling, and `/dev/token` when development tokens are on.
+/// The HTTP routes: `/ws` for signaling, the web client at `/` ([`crate::web`]), and
+/// `/dev/token` when development tokens are on.
 pub(crate) fn router(shared: Arc<Shared>, dev_tokens: bool) -> axum::Router {
-    let router = axum::Router::new().route("/ws", get(upgrade));
+    let router = crate::web::routes(axum::Router::new().route("/ws", get(upgrade)));
     let router = if dev_tokens {
         router.route("/dev/token", get(dev_token))
     } else {
