@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bevy::prelude::Entity;
@@ -15,20 +16,26 @@ use serde_json::Value;
 /// The pattern source id Chromium's camera stamps (the Rust clients' cameras stamp 1).
 const BROWSER_SOURCE: u8 = 9;
 
+/// One browser at a time: Chromium's encoder and decoders, four times over on two cores, scale
+/// its camera down and starve the Rust clients beside it.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
 /// A browser at the service's web client, its camera and microphone playing our files.
 struct Page {
     browser: Browser,
-    files: [std::path::PathBuf; 2],
+    camera: std::path::PathBuf,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Page {
     fn open(service: &call_service::CallService, tag: &str) -> Self {
+        let turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
         let camera = pattern_y4m(BROWSER_SOURCE, 60, tag);
-        let microphone = speech_path();
-        let browser = Browser::open(&service.web_url(), &camera, &microphone);
+        let browser = Browser::open(&service.web_url(), &camera, &speech_path());
         Self {
             browser,
-            files: [camera, microphone],
+            camera,
+            _turn: turn,
         }
     }
 
@@ -40,7 +47,7 @@ impl Page {
 
 impl Drop for Page {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.files[0]);
+        let _ = std::fs::remove_file(&self.camera);
     }
 }
 
@@ -74,19 +81,107 @@ fn sees_the_browser_camera(
         },
     );
     let (rgba, w, h, stamp) = picture.expect("a picture");
-    assert_eq!((w, h), (640, 360), "the browser sends its camera's size");
+    // Chromium scales its camera down when its encoder finds the CPU short (seen: 480x270);
+    // the pattern scales with it, so it is compared at the size that arrived.
+    assert!(
+        w <= 640 && w * 9 == h * 16,
+        "the browser sends its 640x360 camera, or that scaled: {w}x{h}"
+    );
     psnr_against_source(&rgba, w, h, stamp)
+}
+
+/// Checks media both ways between the Rust client `a`, in `call` with the browser's `bob`:
+/// `a` shows the browser's stamped camera and hears its speech; the browser decodes `a`'s
+/// camera and plays its voice. Returns a line of figures.
+fn media_flows_both_ways(
+    page: &Page,
+    a: &mut Client,
+    call: Entity,
+    bob: &CommunicationIdentifier,
+) -> String {
+    let quality = sees_the_browser_camera(&mut [&mut *a], call, bob);
+    assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
+
+    // The browser's voice: the speech clip, through Chromium's audio processing.
+    let heard_from = a.speaker.len();
+    run_for(&mut [&mut *a], Duration::from_secs(3));
+    let samples = a.speaker.samples_from(heard_from);
+    let heard = energy(&samples);
+    assert!(
+        heard > 1e-4,
+        "the Rust client hears the browser: energy {heard}"
+    );
+    // Chromium's echo canceller, noise suppressor and gain control reshape it (0.47-0.70 here);
+    // its default fake microphone, a beep, would not follow the speech at all.
+    let corr = looped_envelope_correlation(&samples, &speech_samples());
+    assert!(
+        corr > 0.3,
+        "the browser's voice follows the speech clip: {corr}"
+    );
+
+    // The browser decodes the Rust client's camera and plays its voice.
+    let before = page.browser.stats();
+    run_for(&mut [&mut *a], Duration::from_secs(2));
+    let after = page.browser.stats();
+    let gained = |kind: &str, field: &str| {
+        number(&after["inbound"][kind][field]) - number(&before["inbound"][kind][field])
+    };
+    let decoded = gained("video", "framesDecoded");
+    assert!(
+        decoded > 30.0,
+        "the browser decoded {decoded} frames in 2 s: {after}"
+    );
+    let audio = gained("audio", "bytesReceived");
+    assert!(
+        audio > 4_000.0,
+        "the browser received {audio} audio bytes in 2 s: {after}"
+    );
+    let played = gained("audio", "totalAudioEnergy");
+    assert!(
+        played > 1e-3,
+        "the browser decoded silence: energy {played}: {after}"
+    );
+    format!(
+        "browser camera at the Rust client {quality:.1} dB; voice energy {heard:.5} (speech \
+         correlation {corr:.2}); the browser decoded {decoded} frames, got {audio} audio bytes \
+         and played energy {played:.4} in 2 s"
+    )
+}
+
+/// Updates `a` until the browser's state satisfies `done`.
+fn until_browser(a: &mut Client, page: &Page, what: &str, done: impl Fn(&Value) -> bool) {
+    run_until(&mut [a], what, |_| done(&page.browser.state()));
+}
+
+/// Whether the browser has a call in `state`.
+fn has_call(state: &Value, wanted: &str) -> bool {
+    state["calls"]
+        .as_array()
+        .is_some_and(|calls| calls.iter().any(|c| c["state"] == wanted))
+}
+
+fn user(name: &str) -> CommunicationIdentifier {
+    CommunicationIdentifier::user(name).expect("a valid name")
+}
+
+/// A signed-in Rust client `alice` with the speech clip and a 640x360 pattern camera, and a
+/// browser signed in as `bob`.
+fn alice_and_a_browser(
+    service: &call_service::CallService,
+    tag: &str,
+) -> (Client, bevy_calling::DeviceId, Page) {
+    let page = Page::open(service, tag);
+    let mut a = client(service, "alice", Mic::Speech);
+    let camera = add_camera(&a, 640, 360, 30);
+    run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
+    page.sign_in("bob", "Bob");
+    (a, camera, page)
 }
 
 #[test]
 fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
     let service = service();
-    let page = Page::open(&service, "group");
-    let mut a = client(&service, "alice", Mic::Speech);
-    let camera = add_camera(&a, 640, 360, 30);
-    run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
-    page.sign_in("bob", "Bob");
-
+    let (mut a, camera, page) = alice_and_a_browser(&service, "group");
     let group = CallId::new_group();
     page.browser
         .eval(&format!("return bc.joinGroup('{group}', true)"));
@@ -96,53 +191,9 @@ fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
         group_id: group.clone(),
         video: Some(camera),
     });
-    let bob = CommunicationIdentifier::user("bob").expect("valid");
-    let quality = sees_the_browser_camera(&mut [&mut a], call, &bob);
-    assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
-
-    // The browser's voice: the speech clip, through Chromium's audio processing.
-    let heard_from = a.speaker.len();
-    run_for(&mut [&mut a], Duration::from_secs(3));
-    let samples = a.speaker.samples_from(heard_from);
-    let heard = energy(&samples);
-    assert!(
-        heard > 1e-4,
-        "the Rust client hears the browser: energy {heard}"
-    );
-    // Chromium's echo canceller, noise suppressor and gain control reshape it (0.47-0.53 here);
-    // its default fake microphone, a beep, would not follow the speech at all.
-    let corr = looped_envelope_correlation(&samples, &speech_samples());
-    assert!(
-        corr > 0.3,
-        "the browser's voice follows the speech clip: {corr}"
-    );
-
-    // The browser decodes the Rust client's camera and receives its voice.
-    let before = page.browser.stats();
-    run_for(&mut [&mut a], Duration::from_secs(2));
-    let after = page.browser.stats();
-    let decoded = number(&after["inbound"]["video"]["framesDecoded"])
-        - number(&before["inbound"]["video"]["framesDecoded"]);
-    assert!(
-        decoded > 30.0,
-        "the browser decoded {decoded} frames in 2 s: {after}"
-    );
-    let audio = number(&after["inbound"]["audio"]["bytesReceived"])
-        - number(&before["inbound"]["audio"]["bytesReceived"]);
-    assert!(
-        audio > 4_000.0,
-        "the browser received {audio} audio bytes in 2 s: {after}"
-    );
-    let played = number(&after["inbound"]["audio"]["totalAudioEnergy"])
-        - number(&before["inbound"]["audio"]["totalAudioEnergy"]);
-    assert!(
-        played > 1e-3,
-        "the browser decoded silence: energy {played}: {after}"
-    );
     eprintln!(
-        "browser camera at the Rust client {quality:.1} dB; voice energy {heard:.5} (speech \
-         correlation {corr:.2}); the browser \
-         decoded {decoded} frames, got {audio} audio bytes and played energy {played:.4} in 2 s"
+        "{}",
+        media_flows_both_ways(&page, &mut a, call, &user("bob"))
     );
     let state = page.browser.state();
     let roster = &state["calls"][0]["participants"];
@@ -151,5 +202,120 @@ fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
             .iter()
             .any(|p| p["id"] == "8:acs:alice" && p["state"] == "connected")),
         "the browser's roster shows Alice connected: {state}"
+    );
+}
+
+#[test]
+fn a_rust_client_calls_the_browser_and_the_browser_s_mute_and_video_off_cross_over() {
+    let service = service();
+    let (mut a, camera, page) = alice_and_a_browser(&service, "callee");
+    let bob = user("bob");
+    let agent = a.agent;
+    let call = a.start_call(StartCall {
+        agent,
+        targets: vec![bob.clone()],
+        video: Some(camera),
+    });
+    until_browser(&mut a, &page, "the browser rings", |s| {
+        has_call(s, "incoming")
+    });
+    page.browser.eval("return bc.acceptIncoming(true)");
+    run_until(&mut [&mut a], "the call connects", |c| {
+        c[0].call(call).state == CallState::Connected
+    });
+    eprintln!("{}", media_flows_both_ways(&page, &mut a, call, &bob));
+
+    // States cross: the browser mutes and turns its video off; Alice sees both.
+    page.browser.eval("return bc.setMuted(true)");
+    run_until(&mut [&mut a], "Alice sees Bob muted", |c| {
+        c[0].participant(call, &bob).is_some_and(|p| p.is_muted)
+    });
+    page.browser.eval("return bc.setVideo(false)");
+    let stream = camera_stream(&mut a, call, &bob).expect("Bob's camera stream");
+    run_until(&mut [&mut a], "Alice sees Bob's video off", |c| {
+        c[0].app
+            .world()
+            .get::<RemoteVideoStream>(stream)
+            .is_none_or(|s| !s.is_available)
+    });
+    page.browser.eval("return bc.setMuted(false)");
+    run_until(&mut [&mut a], "Alice sees Bob unmuted", |c| {
+        c[0].participant(call, &bob).is_some_and(|p| !p.is_muted)
+    });
+}
+
+#[test]
+fn the_browser_calls_a_rust_client_who_answers_with_camera_and_voice() {
+    let service = service();
+    let (mut a, camera, page) = alice_and_a_browser(&service, "caller");
+    page.browser.eval("return bc.call('8:acs:alice', true)");
+    let mut incoming = None;
+    run_until(&mut [&mut a], "Alice rings", |c| {
+        incoming = c[0]
+            .calls()
+            .into_iter()
+            .find(|(_, call)| call.state == CallState::Incoming);
+        incoming.is_some()
+    });
+    let call = incoming.expect("ringing").0;
+    a.trigger(AcceptCall { call });
+    run_until(&mut [&mut a], "the call connects", |c| {
+        c[0].call(call).state == CallState::Connected
+    });
+    a.trigger(StartVideo { call, camera });
+    until_browser(&mut a, &page, "the browser connected", |s| {
+        has_call(s, "connected")
+    });
+    eprintln!(
+        "{}",
+        media_flows_both_ways(&page, &mut a, call, &user("bob"))
+    );
+}
+
+#[test]
+fn two_rust_clients_and_a_browser_in_a_group_each_receive_the_other_two() {
+    let service = service();
+    let (mut a, a_camera, page) = alice_and_a_browser(&service, "mixed");
+    let mut c = client(&service, "carol", Mic::Speech);
+    let c_camera = add_camera(&c, 640, 360, 30);
+    let group = CallId::new_group();
+    page.browser
+        .eval(&format!("return bc.joinGroup('{group}', true)"));
+    let mut calls = Vec::new();
+    for (client, camera) in [(&mut a, a_camera), (&mut c, c_camera)] {
+        let agent = client.agent;
+        calls.push(client.app.world_mut().join_group_call(JoinGroupCall {
+            agent,
+            group_id: group.clone(),
+            video: Some(camera),
+        }));
+    }
+    let (bob, alice, carol) = (user("bob"), user("alice"), user("carol"));
+    // Each Rust client shows the browser's camera and the other Rust client's.
+    for (i, other) in [(0, &carol), (1, &alice)] {
+        let mut both = [&mut a, &mut c];
+        both.swap(0, i);
+        let quality = sees_the_browser_camera(&mut both, calls[i], &bob);
+        assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
+        let stream = available_camera_stream(&mut both, 0, calls[i], other);
+        both[0].trigger(SubscribeVideo { stream });
+        run_until(&mut both, "the other Rust client's camera", |c| {
+            shown(c[0], stream).is_some_and(|p| p.3.source == 1 && p.3.counter > 10)
+        });
+    }
+    // The browser decodes both Rust cameras, each in its own slot.
+    run_until(
+        &mut [&mut a, &mut c],
+        "the browser shows both cameras",
+        |_| {
+            let state = page.browser.state();
+            let decoding = |who: &str| {
+                state["remoteVideos"].as_array().is_some_and(|v| {
+                    v.iter()
+                        .any(|v| v["participant"] == who && number(&v["framesDecoded"]) > 30.0)
+                })
+            };
+            decoding("8:acs:alice") && decoding("8:acs:carol")
+        },
     );
 }
