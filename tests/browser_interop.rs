@@ -28,10 +28,12 @@ struct Page {
 }
 
 impl Page {
-    fn open(service: &call_service::CallService, tag: &str) -> Self {
+    /// Opens the web client with `query` (`""` for none) appended to its URL.
+    fn open(service: &call_service::CallService, tag: &str, query: &str) -> Self {
         let turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
         let camera = pattern_y4m(BROWSER_SOURCE, 60, tag);
-        let browser = Browser::open(&service.web_url(), &camera, &speech_path());
+        let url = format!("{}{query}", service.web_url());
+        let browser = Browser::open(&url, &camera, &speech_path());
         Self {
             browser,
             camera,
@@ -57,7 +59,7 @@ fn number(v: &Value) -> f64 {
 }
 
 /// Waits until the Rust client shows the browser's stamped camera past ten frames, and returns
-/// that picture's PSNR against the pattern it stamps.
+/// that picture's PSNR against the pattern frame it stamps (scaled to the size that arrived).
 fn sees_the_browser_camera(
     clients: &mut [&mut Client],
     call: Entity,
@@ -81,13 +83,41 @@ fn sees_the_browser_camera(
         },
     );
     let (rgba, w, h, stamp) = picture.expect("a picture");
-    // Chromium scales its camera down when its encoder finds the CPU short (seen: 480x270);
-    // the pattern scales with it, so it is compared at the size that arrived.
+    // Chromium scales its camera down when its encoder finds the CPU or the bandwidth short
+    // (seen: 480x270): the picture is compared with the pattern scaled the same way.
     assert!(
         w <= 640 && w * 9 == h * 16,
         "the browser sends its 640x360 camera, or that scaled: {w}x{h}"
     );
-    psnr_against_source(&rgba, w, h, stamp)
+    let mut source = vec![0; 640 * 360 * 4];
+    bevy_calling::pattern::draw(stamp, 640, 360).to_rgba(&mut source);
+    psnr(&rgba, &scaled(&source, 640, 360, w, h))
+}
+
+/// An RGBA picture scaled to `w`x`h` (bilinear, pixel centres aligned), as a sender's scaler
+/// would.
+fn scaled(rgba: &[u8], sw: u32, sh: u32, w: u32, h: u32) -> Vec<u8> {
+    if (sw, sh) == (w, h) {
+        return rgba.to_vec();
+    }
+    let at = |x: usize, y: usize, c: usize| f32::from(rgba[(y * sw as usize + x) * 4 + c]);
+    let mut out = vec![0; (w * h * 4) as usize];
+    for y in 0..h as usize {
+        let fy = ((y as f32 + 0.5) * sh as f32 / h as f32 - 0.5).clamp(0.0, sh as f32 - 1.0);
+        let (y0, ty) = (fy as usize, fy.fract());
+        let y1 = (y0 + 1).min(sh as usize - 1);
+        for x in 0..w as usize {
+            let fx = ((x as f32 + 0.5) * sw as f32 / w as f32 - 0.5).clamp(0.0, sw as f32 - 1.0);
+            let (x0, tx) = (fx as usize, fx.fract());
+            let x1 = (x0 + 1).min(sw as usize - 1);
+            for c in 0..4 {
+                let top = at(x0, y0, c) * (1.0 - tx) + at(x1, y0, c) * tx;
+                let bottom = at(x0, y1, c) * (1.0 - tx) + at(x1, y1, c) * tx;
+                out[(y * w as usize + x) * 4 + c] = (top * (1.0 - ty) + bottom * ty).round() as u8;
+            }
+        }
+    }
+    out
 }
 
 /// Checks media both ways between the Rust client `a`, in `call` with the browser's `bob`:
@@ -169,8 +199,9 @@ fn user(name: &str) -> CommunicationIdentifier {
 fn alice_and_a_browser(
     service: &call_service::CallService,
     tag: &str,
+    query: &str,
 ) -> (Client, bevy_calling::DeviceId, Page) {
-    let page = Page::open(service, tag);
+    let page = Page::open(service, tag, query);
     let mut a = client(service, "alice", Mic::Speech);
     let camera = add_camera(&a, 640, 360, 30);
     run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
@@ -178,19 +209,25 @@ fn alice_and_a_browser(
     (a, camera, page)
 }
 
-#[test]
-fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
-    let service = service();
-    let (mut a, camera, page) = alice_and_a_browser(&service, "group");
+/// The browser (with its camera) and `a` (with `camera`) join a new group call; returns `a`'s
+/// call.
+fn both_join_a_group(page: &Page, a: &mut Client, camera: bevy_calling::DeviceId) -> Entity {
     let group = CallId::new_group();
     page.browser
         .eval(&format!("return bc.joinGroup('{group}', true)"));
     let agent = a.agent;
-    let call = a.app.world_mut().join_group_call(JoinGroupCall {
+    a.app.world_mut().join_group_call(JoinGroupCall {
         agent,
-        group_id: group.clone(),
+        group_id: group,
         video: Some(camera),
-    });
+    })
+}
+
+#[test]
+fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
+    let service = service();
+    let (mut a, camera, page) = alice_and_a_browser(&service, "group", "");
+    let call = both_join_a_group(&page, &mut a, camera);
     eprintln!(
         "{}",
         media_flows_both_ways(&page, &mut a, call, &user("bob"))
@@ -208,7 +245,7 @@ fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
 #[test]
 fn a_rust_client_calls_the_browser_and_the_browser_s_mute_and_video_off_cross_over() {
     let service = service();
-    let (mut a, camera, page) = alice_and_a_browser(&service, "callee");
+    let (mut a, camera, page) = alice_and_a_browser(&service, "callee", "");
     let bob = user("bob");
     let agent = a.agent;
     let call = a.start_call(StartCall {
@@ -247,7 +284,7 @@ fn a_rust_client_calls_the_browser_and_the_browser_s_mute_and_video_off_cross_ov
 #[test]
 fn the_browser_calls_a_rust_client_who_answers_with_camera_and_voice() {
     let service = service();
-    let (mut a, camera, page) = alice_and_a_browser(&service, "caller");
+    let (mut a, camera, page) = alice_and_a_browser(&service, "caller", "");
     page.browser.eval("return bc.call('8:acs:alice', true)");
     let mut incoming = None;
     run_until(&mut [&mut a], "Alice rings", |c| {
@@ -275,7 +312,7 @@ fn the_browser_calls_a_rust_client_who_answers_with_camera_and_voice() {
 #[test]
 fn two_rust_clients_and_a_browser_in_a_group_each_receive_the_other_two() {
     let service = service();
-    let (mut a, a_camera, page) = alice_and_a_browser(&service, "mixed");
+    let (mut a, a_camera, page) = alice_and_a_browser(&service, "mixed", "");
     let mut c = client(&service, "carol", Mic::Speech);
     let c_camera = add_camera(&c, 640, 360, 30);
     let group = CallId::new_group();
@@ -318,4 +355,37 @@ fn two_rust_clients_and_a_browser_in_a_group_each_receive_the_other_two() {
             decoding("8:acs:alice") && decoding("8:acs:carol")
         },
     );
+}
+
+#[test]
+fn a_browser_offering_vp8_first_still_lands_on_h264() {
+    let service = service();
+    let (mut a, camera, page) = alice_and_a_browser(&service, "vp8", "?codecs=browser");
+    let preferred = page
+        .browser
+        .eval("return RTCRtpReceiver.getCapabilities('video').codecs[0].mimeType");
+    assert_eq!(
+        preferred, "video/VP8",
+        "Chromium's own order puts VP8 first"
+    );
+    let call = both_join_a_group(&page, &mut a, camera);
+    // Our H.264 decoder shows the browser's camera, and the browser decodes ours as H.264.
+    let quality = sees_the_browser_camera(&mut [&mut a], call, &user("bob"));
+    assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
+    until_browser_stats(&mut a, &page, "the browser decodes our camera", |s| {
+        number(&s["inbound"]["video"]["framesDecoded"]) > 10.0
+    });
+    let stats = page.browser.stats();
+    for direction in ["inbound", "outbound"] {
+        assert_eq!(
+            stats[direction]["video"]["codecs"],
+            serde_json::json!(["video/H264"]),
+            "{direction} video: {stats}"
+        );
+    }
+}
+
+/// Updates `a` until the browser's media counters satisfy `done`.
+fn until_browser_stats(a: &mut Client, page: &Page, what: &str, done: impl Fn(&Value) -> bool) {
+    run_until(&mut [a], what, |_| done(&page.browser.stats()));
 }

@@ -60,12 +60,15 @@ impl Peer {
             .set_recv_buffer_size(RECEIVE_BUFFER)
             .map_err(|e| format!("media socket buffer: {e}"))?;
         let local = udp.local_addr().map_err(|e| e.to_string())?;
-        let mut rtc = Rtc::builder()
+        let mut config = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
-            .enable_h264(true)
-            .build(Instant::now());
+            .enable_opus(true, false);
+        // The one H.264 the service forwards: Constrained Baseline, packetization-mode 1.
+        config
+            .codec_config()
+            .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
+        let mut rtc = config.build(Instant::now());
         let host = Candidate::host(local, "udp").map_err(|e| e.to_string())?;
         rtc.add_local_candidate(host);
         let mut change = rtc.sdp_api();

@@ -13,7 +13,7 @@
  * and numbers receive slots by the order of the receive-only lines of each kind: video_routed's
  * `slot` N is transceiver 6 + N.
  */
-import { AUDIO_SLOTS, MAX_MESSAGE_BYTES, VIDEO_SLOTS } from './protocol.js';
+import { AUDIO_SLOTS, VIDEO_SLOTS } from './protocol.js';
 import { $, S, activeCalls, endCall, note, render, safeSend, send } from './state.js';
 
 const MEDIA_TIMEOUT_MS = 20000;
@@ -88,7 +88,10 @@ function codecPreferences() {
 
 /** Offers every line (see the header), trickles the candidates, then keeps the senders in step. */
 export async function startMedia() {
-  const prefs = codecPreferences();
+  // `?codecs=browser` offers the browser's own codec order (VP8 first in Chromium): the service
+  // still answers H.264 and Opus, the only codecs it forwards.
+  const ownOrder = new URLSearchParams(location.search).get('codecs') === 'browser';
+  const prefs = ownOrder ? null : codecPreferences();
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
   S.rt.pc = pc;
   const L = S.rt.local;
@@ -109,7 +112,7 @@ export async function startMedia() {
         note(`Could not set codec preferences (${e.message}); the offer keeps every codec`);
       }
     }
-  } else {
+  } else if (!ownOrder) {
     note('This browser cannot set codec preferences; relying on the service to pick H.264 and Opus');
   }
   tx.audio.forEach((t, i) => {
@@ -137,7 +140,6 @@ export async function startMedia() {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   const sdp = pc.localDescription.sdp;
-  if (sdp.length > MAX_MESSAGE_BYTES - 200) throw new Error(`the offer is ${sdp.length} bytes, over the service's frame limit`);
   send('offer', { sdp });
   S.rt.offerSent = true;
   for (const c of S.rt.candidates.splice(0)) safeSend('ice_candidate', { candidate: c });

@@ -20,7 +20,7 @@
  */
 
 export const PROTOCOL_VERSION = 1;
-export const MAX_MESSAGE_BYTES = 64 * 1024;
+export const MAX_MESSAGE_BYTES = 256 * 1024;
 export const AUDIO_SLOTS = 3;
 export const VIDEO_SLOTS = 10;
 

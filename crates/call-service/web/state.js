@@ -3,7 +3,7 @@
  * alone, `note` logs, `send` speaks to the service, and the call records change only through the
  * functions at the end.
  */
-import { PROTOCOL_VERSION, VIDEO_SLOTS } from './protocol.js';
+import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, VIDEO_SLOTS } from './protocol.js';
 
 /** Everything the page knows; the UI is rendered from it. `rt` holds the live browser objects. */
 export const S = {
@@ -52,7 +52,10 @@ export function note(text, isError = false) {
 export function send(type, fields = {}) {
   const ws = S.rt.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error('not connected to the call service');
-  ws.send(JSON.stringify({ v: PROTOCOL_VERSION, type, ...fields }));
+  const frame = JSON.stringify({ v: PROTOCOL_VERSION, type, ...fields });
+  const bytes = new TextEncoder().encode(frame).length;
+  if (bytes > MAX_MESSAGE_BYTES) throw new Error(`the ${type} message is ${bytes} bytes, over the service's ${MAX_MESSAGE_BYTES}`);
+  ws.send(frame);
 }
 
 /** Sends one frame; a failure is only noted. */

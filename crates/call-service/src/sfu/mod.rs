@@ -298,12 +298,18 @@ impl Sfu {
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_h264(true)
             .clear_extension_map()
             .set_extension(1, Extension::AudioLevel)
             .set_extension(4, Extension::RtpMid)
             .set_extension(10, Extension::RtpStreamId)
             .set_extension(11, Extension::RepairedRtpStreamId);
+        // One H.264: Constrained Baseline, packetization-mode 1 (str0m's numbers for it). With
+        // str0m's whole H.264 list a browser offering its own order (Baseline 42001f, Main,
+        // High first) got one of those in the answer, which the Rust clients neither offer nor
+        // decode (openh264); now every offer lands on the one all clients decode.
+        config
+            .codec_config()
+            .add_h264(108.into(), Some(109.into()), true, 0x42e01f);
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
