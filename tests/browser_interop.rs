@@ -58,8 +58,14 @@ fn number(v: &Value) -> f64 {
     v.as_f64().unwrap_or_default()
 }
 
-/// Waits until the Rust client shows the browser's stamped camera past ten frames, and returns
-/// that picture's PSNR against the pattern frame it stamps (scaled to the size that arrived).
+/// The PSNR the browser's camera must reach at the Rust client. Chromium starts its encoder at
+/// a low bitrate (the SFU sends it no bandwidth feedback) and raises it as it goes, so the first
+/// pictures may be softer; the bar is for the picture the call settles on.
+const SHARP_DB: f64 = 28.0;
+
+/// Waits until the Rust client shows the browser's stamped camera, past ten frames and at
+/// [`SHARP_DB`] or better against the pattern frame it stamps (scaled to the size that arrived),
+/// and returns that PSNR.
 fn sees_the_browser_camera(
     clients: &mut [&mut Client],
     call: Entity,
@@ -67,31 +73,39 @@ fn sees_the_browser_camera(
 ) -> f64 {
     let stream = available_camera_stream(clients, 0, call, browser_user);
     clients[0].trigger(SubscribeVideo { stream });
-    let mut first = None;
-    let mut picture = None;
+    let (mut first, mut last, mut best) = (None, None, 0.0);
+    let mut quality = 0.0;
     run_until(
         clients,
-        "the browser's camera in the Rust client's texture",
+        "the browser's camera in the Rust client's texture, sharp",
         |c| {
-            picture = shown(c[0], stream);
-            let Some((_, _, _, stamp)) = &picture else {
+            let Some((rgba, w, h, stamp)) = shown(c[0], stream) else {
                 return false;
             };
             assert_eq!(stamp.source, BROWSER_SOURCE, "the browser's pattern");
             let start = *first.get_or_insert(stamp.counter);
-            stamp.counter.wrapping_sub(start) > 10
+            if stamp.counter.wrapping_sub(start) <= 10 || last == Some(stamp.counter) {
+                return false;
+            }
+            last = Some(stamp.counter);
+            // Chromium scales its camera down when its encoder finds the CPU or the bandwidth
+            // short (seen: 480x270): the picture is compared with the pattern scaled the same
+            // way.
+            assert!(
+                w <= 640 && w * 9 == h * 16,
+                "the browser sends its 640x360 camera, or that scaled: {w}x{h}"
+            );
+            let mut source = vec![0; 640 * 360 * 4];
+            bevy_calling::pattern::draw(stamp, 640, 360).to_rgba(&mut source);
+            quality = psnr(&rgba, &scaled(&source, 640, 360, w, h));
+            if quality > best {
+                best = quality;
+                eprintln!("the browser's camera: {w}x{h} at {quality:.1} dB");
+            }
+            quality > SHARP_DB
         },
     );
-    let (rgba, w, h, stamp) = picture.expect("a picture");
-    // Chromium scales its camera down when its encoder finds the CPU or the bandwidth short
-    // (seen: 480x270): the picture is compared with the pattern scaled the same way.
-    assert!(
-        w <= 640 && w * 9 == h * 16,
-        "the browser sends its 640x360 camera, or that scaled: {w}x{h}"
-    );
-    let mut source = vec![0; 640 * 360 * 4];
-    bevy_calling::pattern::draw(stamp, 640, 360).to_rgba(&mut source);
-    psnr(&rgba, &scaled(&source, 640, 360, w, h))
+    quality
 }
 
 /// An RGBA picture scaled to `w`x`h` (bilinear, pixel centres aligned), as a sender's scaler
@@ -130,7 +144,6 @@ fn media_flows_both_ways(
     bob: &CommunicationIdentifier,
 ) -> String {
     let quality = sees_the_browser_camera(&mut [&mut *a], call, bob);
-    assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
 
     // The browser's voice: the speech clip, through Chromium's audio processing.
     let heard_from = a.speaker.len();
@@ -332,8 +345,7 @@ fn two_rust_clients_and_a_browser_in_a_group_each_receive_the_other_two() {
     for (i, other) in [(0, &carol), (1, &alice)] {
         let mut both = [&mut a, &mut c];
         both.swap(0, i);
-        let quality = sees_the_browser_camera(&mut both, calls[i], &bob);
-        assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
+        sees_the_browser_camera(&mut both, calls[i], &bob);
         let stream = available_camera_stream(&mut both, 0, calls[i], other);
         both[0].trigger(SubscribeVideo { stream });
         run_until(&mut both, "the other Rust client's camera", |c| {
@@ -370,8 +382,7 @@ fn a_browser_offering_vp8_first_still_lands_on_h264() {
     );
     let call = both_join_a_group(&page, &mut a, camera);
     // Our H.264 decoder shows the browser's camera, and the browser decodes ours as H.264.
-    let quality = sees_the_browser_camera(&mut [&mut a], call, &user("bob"));
-    assert!(quality > 28.0, "the browser's camera at {quality:.1} dB");
+    sees_the_browser_camera(&mut [&mut a], call, &user("bob"));
     until_browser_stats(&mut a, &page, "the browser decodes our camera", |s| {
         number(&s["inbound"]["video"]["framesDecoded"]) > 10.0
     });
