@@ -30,10 +30,14 @@ struct Page {
 impl Page {
     /// Opens the web client with `query` (`""` for none) appended to its URL.
     fn open(service: &call_service::CallService, tag: &str, query: &str) -> Self {
+        Self::open_at(&format!("{}{query}", service.web_url()), tag, &[])
+    }
+
+    /// Opens `url` in a browser with the command-line switches `extra`.
+    fn open_at(url: &str, tag: &str, extra: &[String]) -> Self {
         let turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
         let camera = pattern_y4m(BROWSER_SOURCE, 60, tag);
-        let url = format!("{}{query}", service.web_url());
-        let browser = Browser::open(&url, &camera, &speech_path());
+        let browser = Browser::open(url, &camera, &speech_path(), extra);
         Self {
             browser,
             camera,
@@ -215,7 +219,12 @@ fn alice_and_a_browser(
     query: &str,
 ) -> (Client, bevy_calling::DeviceId, Page) {
     let page = Page::open(service, tag, query);
-    let mut a = client(service, "alice", Mic::Speech);
+    alice_beside(page, client(service, "alice", Mic::Speech))
+}
+
+/// Alice, the Rust client `a`, with a 640x360 pattern camera and signed in, beside `page`
+/// signed in as `bob`.
+fn alice_beside(page: Page, mut a: Client) -> (Client, bevy_calling::DeviceId, Page) {
     let camera = add_camera(&a, 640, 360, 30);
     run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
     page.sign_in("bob", "Bob");
@@ -252,6 +261,36 @@ fn a_browser_and_a_rust_client_in_a_group_call_see_and_hear_each_other() {
             .iter()
             .any(|p| p["id"] == "8:acs:alice" && p["state"] == "connected")),
         "the browser's roster shows Alice connected: {state}"
+    );
+}
+
+#[test]
+fn a_browser_on_the_https_web_client_away_from_localhost_joins_with_camera_and_voice() {
+    // Away from localhost a browser grants camera and microphone only to a secure origin: the
+    // page is at https://calls.test (resolved to loopback by Chromium), with our certificate,
+    // and Alice signs in over wss.
+    let (identity, certificate) = self_signed(&["calls.test", "127.0.0.1"]);
+    let service = tls_service(identity);
+    let url = service.web_url().replace("127.0.0.1", "calls.test");
+    let extra = [
+        "--host-resolver-rules=MAP calls.test 127.0.0.1".to_owned(),
+        "--ignore-certificate-errors".to_owned(),
+    ];
+    let page = Page::open_at(&url, "https", &extra);
+    assert!(url.starts_with("https://calls.test:"), "{url}");
+    assert_eq!(
+        page.browser.eval("return window.isSecureContext"),
+        Value::Bool(true),
+        "the page at {url} is a secure context"
+    );
+    let alice = client_with(&service, "alice", Mic::Speech, |config| {
+        config.trusted_certificates = certificate;
+    });
+    let (mut a, camera, page) = alice_beside(page, alice);
+    let call = both_join_a_group(&page, &mut a, camera);
+    eprintln!(
+        "{}",
+        media_flows_both_ways(&page, &mut a, call, &user("bob"))
     );
 }
 

@@ -24,8 +24,8 @@ pub struct Browser {
 
 impl Browser {
     /// Opens `url` in a fresh Chromium whose camera plays the Y4M `camera` and whose microphone
-    /// plays the WAV `microphone`, both in a loop.
-    pub fn open(url: &str, camera: &Path, microphone: &Path) -> Self {
+    /// plays the WAV `microphone`, both in a loop; `extra` are more command-line switches.
+    pub fn open(url: &str, camera: &Path, microphone: &Path, extra: &[String]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -37,7 +37,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver is installed (./dev.sh test installs chromium-driver)");
         let profile = std::env::temp_dir().join(format!("bc_chromium_{port}"));
-        let args = [
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -51,6 +51,7 @@ impl Browser {
             "--no-first-run".to_owned(),
             format!("--user-data-dir={}", profile.display()),
         ];
+        args.extend_from_slice(extra);
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),

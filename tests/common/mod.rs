@@ -65,6 +65,28 @@ pub fn service() -> CallService {
     CallService::start(ServiceConfig::default()).expect("service starts")
 }
 
+/// A self-signed certificate for `names` (DNS names or IP addresses): the service's identity,
+/// and the PEM a client trusts to reach it.
+pub fn self_signed(names: &[&str]) -> (call_service::TlsIdentity, Vec<u8>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let certified = rcgen::generate_simple_self_signed(names).expect("a certificate");
+    let certificate = certified.cert.pem().into_bytes();
+    let identity = call_service::TlsIdentity {
+        certificate_chain_pem: certificate.clone(),
+        private_key_pem: certified.signing_key.serialize_pem().into_bytes(),
+    };
+    (identity, certificate)
+}
+
+/// A service on loopback serving HTTPS and WSS with `identity`.
+pub fn tls_service(identity: call_service::TlsIdentity) -> CallService {
+    CallService::start(ServiceConfig {
+        tls: Some(identity),
+        ..ServiceConfig::default()
+    })
+    .expect("service starts")
+}
+
 /// What a client's microphone plays.
 pub enum Mic {
     /// The speech clip, looped.

@@ -1,5 +1,6 @@
 //! The client side of signaling: one WebSocket to the service (tokio-tungstenite), versioned
-//! JSON frames in both directions.
+//! JSON frames in both directions; `wss://` through rustls, trusting the system's roots and any
+//! certificates the agent was given.
 //!
 //! Both directions are bounded. Incoming frames wait for the engine (back-pressure on the TCP
 //! connection, nothing dropped); an outgoing queue that fills up means the connection is stuck,
@@ -7,8 +8,12 @@
 
 use call_protocol::{ClientMessage, ServerMessage, decode, encode};
 use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, MaybeTlsStream};
 
 /// An open signaling connection. Messages out go through [`SignalingLink::send`]; messages in
 /// arrive on `incoming`, which closes when the connection is lost.
@@ -24,19 +29,40 @@ pub(crate) struct SignalingLink {
 /// Messages each direction holds.
 const QUEUE: usize = 256;
 
+/// Why a signaling connection did not open.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// The service could not be reached, or did not speak WebSocket.
+    Unreachable(String),
+    /// The service's TLS certificate is not trusted (or the trusted certificates given are not
+    /// PEM).
+    Untrusted(String),
+}
+
 impl SignalingLink {
-    /// Connects to the service's WebSocket URL.
-    pub(crate) async fn connect(url: &str) -> Result<Self, String> {
+    /// Connects to the service's WebSocket URL; a `wss://` one trusts the system's roots and
+    /// the PEM certificates in `trusted`.
+    pub(crate) async fn connect(url: &str, trusted: &[u8]) -> Result<Self, ConnectError> {
+        let tls = match url.starts_with("wss://") {
+            true => Some(Connector::Rustls(client_tls(trusted)?)),
+            false => None,
+        };
         // Signaling frames are small and latency-bound: disable Nagle.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, tls)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match untrusted_certificate(&e) {
+                Some(reason) => ConnectError::Untrusted(reason),
+                None => ConnectError::Unreachable(e.to_string()),
+            })?;
         let local_ip = match ws.get_ref() {
-            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr(),
-            _ => Err(std::io::Error::other("not a plain TCP stream")),
+            MaybeTlsStream::Plain(tcp) => tcp.local_addr(),
+            MaybeTlsStream::Rustls(tls) => tls.get_ref().0.local_addr(),
+            _ => Err(std::io::Error::other("an unknown kind of stream")),
         }
         .map(|a| a.ip())
-        .map_err(|e| format!("the signaling socket has no local address: {e}"))?;
+        .map_err(|e| {
+            ConnectError::Unreachable(format!("the signaling socket has no local address: {e}"))
+        })?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut outgoing) = mpsc::channel::<ClientMessage>(QUEUE);
         let (deliver, incoming) = mpsc::channel(QUEUE);
@@ -93,5 +119,45 @@ impl SignalingLink {
         drop(self.out);
         let _ = tokio::time::timeout(limit, self.writer).await;
         self.reader.abort();
+    }
+}
+
+/// A rustls client configuration trusting the system's roots and the PEM certificates in
+/// `trusted`. The provider is named (ring, which webrtc-rs builds anyway), so an application
+/// that also builds rustls's other provider does not make this ambiguous.
+fn client_tls(trusted: &[u8]) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    if !native.errors.is_empty() {
+        tracing::debug!(
+            "loading the system's root certificates: {:?}",
+            native.errors
+        );
+    }
+    roots.add_parsable_certificates(native.certs);
+    for certificate in CertificateDer::pem_slice_iter(trusted) {
+        let certificate = certificate
+            .map_err(|e| ConnectError::Untrusted(format!("the trusted certificates: {e}")))?;
+        roots.add(certificate).map_err(|e| {
+            ConnectError::Untrusted(format!("a trusted certificate cannot be a root: {e}"))
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnectError::Untrusted(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The certificate problem behind a failed connection, if that is what failed.
+fn untrusted_certificate(error: &tokio_tungstenite::tungstenite::Error) -> Option<String> {
+    let tokio_tungstenite::tungstenite::Error::Io(io) = error else {
+        return None;
+    };
+    match io.get_ref()?.downcast_ref::<rustls::Error>()? {
+        e @ rustls::Error::InvalidCertificate(_) => Some(e.to_string()),
+        _ => None,
     }
 }

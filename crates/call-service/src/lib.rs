@@ -13,7 +13,8 @@
 //!    receive slots and video to the slots subscribed to it; [`forward`] turns each received
 //!    packet into numbered copies, one per leg. The SFU reports who speaks back to signaling.
 //!
-//! A browser joins through the web client served at `/`, which speaks the same protocol.
+//! A browser joins through the web client served at `/`, which speaks the same protocol; with a
+//! certificate ([`TlsIdentity`]) all of it is served over HTTPS and WSS.
 //!
 //! No Bevy here: the client plugin depends on this crate, never the other way.
 #![warn(missing_docs)]
@@ -26,8 +27,10 @@ pub mod sfu;
 mod signaling;
 pub mod speakers;
 pub mod switchboard;
+mod tls;
 pub mod token;
 mod web;
 
 pub use service::{CallService, DEFAULT_RING_TIMEOUT, ServiceConfig, ServiceError};
 pub use sfu::PeerTraffic;
+pub use tls::TlsIdentity;

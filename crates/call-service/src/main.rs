@@ -1,11 +1,12 @@
 //! The `call-service` binary: run the signaling server and SFU, or mint an access token.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use call_protocol::{CommunicationIdentifier, Role};
 use call_service::token::TokenIssuer;
-use call_service::{CallService, ServiceConfig};
+use call_service::{CallService, ServiceConfig, TlsIdentity};
 use clap::{Parser, Subcommand};
 
 /// The bevy_calling call service.
@@ -39,6 +40,14 @@ enum Command {
         /// Serve GET /dev/token?user=8:acs:<id> (development only).
         #[arg(long)]
         dev_tokens: bool,
+        /// Serve HTTPS and WSS with this PEM certificate chain (with --tls-key). Browsers grant
+        /// camera and microphone only to secure origins: needed for the web client anywhere
+        /// but localhost.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Print an access token for a user, signed with the service's secret.
     Token {
@@ -86,7 +95,23 @@ fn main() -> std::process::ExitCode {
             media_port,
             secret,
             dev_tokens,
+            tls_cert,
+            tls_key,
         } => {
+            let tls = match tls_cert.zip(tls_key) {
+                Some((cert, key)) => match TlsIdentity::from_files(&cert, &key) {
+                    Ok(identity) => Some(identity),
+                    Err(e) => {
+                        eprintln!(
+                            "call-service: reading {} and {}: {e}",
+                            cert.display(),
+                            key.display()
+                        );
+                        return std::process::ExitCode::FAILURE;
+                    }
+                },
+                None => None,
+            };
             if secret.is_none() {
                 tracing::warn!("no --secret: tokens from `call-service token` will not verify");
             }
@@ -97,12 +122,14 @@ fn main() -> std::process::ExitCode {
                 media_port,
                 secret: secret.map(String::into_bytes),
                 dev_tokens,
+                tls,
                 ..ServiceConfig::default()
             };
             match CallService::start(config) {
                 Ok(service) => {
                     println!("signaling: {}", service.ws_url());
                     println!("media:     udp {}", service.media_addr());
+                    println!("web:       {}", service.web_url());
                     service.wait();
                     std::process::ExitCode::SUCCESS
                 }

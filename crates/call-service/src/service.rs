@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use axum::serve::{Listener, ListenerExt};
 use call_protocol::{CommunicationIdentifier, Role};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::router::PendingRoutes;
 use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, Outbox, PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
+use crate::tls::{TlsIdentity, TlsListener};
 use crate::token::{IssuedToken, TokenIssuer};
 
 /// The media socket's receive buffer, in bytes: about 0.5 s of a 1,000-member call's inbound
@@ -44,6 +45,10 @@ pub struct ServiceConfig {
     /// How long a callee rings before the call gives up on them
     /// ([`CallEndReason::NO_ANSWER`](call_protocol::CallEndReason::NO_ANSWER)).
     pub ring_timeout: Duration,
+    /// Serve HTTPS and WSS with this certificate instead of plain HTTP and WS. Browsers grant
+    /// camera and microphone only to secure origins, so the web client needs it anywhere but
+    /// on localhost; Rust clients then connect to `wss://` (see [`CallService::ws_url`]).
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for ServiceConfig {
@@ -57,6 +62,7 @@ impl Default for ServiceConfig {
             secret: None,
             dev_tokens: true,
             ring_timeout: DEFAULT_RING_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -81,6 +87,9 @@ pub enum ServiceError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The TLS certificate chain or key could not be used.
+    #[error("could not use the TLS certificate: {0}")]
+    Tls(String),
     /// The runtime or a thread could not start.
     #[error("could not start the service runtime: {0}")]
     Runtime(std::io::Error),
@@ -89,6 +98,8 @@ pub enum ServiceError {
 /// A running call service. Dropping it stops the service and waits for its threads.
 pub struct CallService {
     http_addr: SocketAddr,
+    /// Whether signaling and the web client are served over TLS.
+    secure: bool,
     advertised_ip: IpAddr,
     media_addr: SocketAddr,
     issuer: TokenIssuer,
@@ -105,6 +116,13 @@ impl CallService {
         if advertised_ip.is_unspecified() {
             return Err(ServiceError::UnspecifiedIp(advertised_ip));
         }
+        let acceptor = config
+            .tls
+            .as_ref()
+            .map(TlsIdentity::acceptor)
+            .transpose()
+            .map_err(ServiceError::Tls)?;
+        let secure = acceptor.is_some();
         let issuer = config
             .secret
             .as_deref()
@@ -175,17 +193,16 @@ impl CallService {
                     let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
                     tokio::spawn(shared.relay_facts(facts_rx));
-                    // Signaling frames are small and latency-bound: no Nagle delay.
-                    let listener = listener.tap_io(|tcp| {
-                        if let Err(e) = tcp.set_nodelay(true) {
-                            tracing::debug!("TCP_NODELAY: {e}");
-                        }
-                    });
-                    let served = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    let served = match acceptor {
+                        Some(acceptor) => match TlsListener::new(listener, acceptor, no_delay) {
+                            Ok(tls) => serve(tls, app, shutdown).await,
+                            Err(e) => Err(e),
+                        },
+                        None => serve(listener.tap_io(|tcp| no_delay(tcp)), app, shutdown).await,
+                    };
                     if let Err(e) = served {
                         tracing::error!("signaling server failed: {e}");
                     }
@@ -200,6 +217,7 @@ impl CallService {
         );
         Ok(Self {
             http_addr,
+            secure,
             advertised_ip,
             media_addr,
             issuer,
@@ -211,21 +229,24 @@ impl CallService {
     }
 
     /// The signaling WebSocket URL at the advertised address (see
-    /// [`ServiceConfig::advertise_ip`]) and the bound port, e.g. `ws://127.0.0.1:40123/ws`.
+    /// [`ServiceConfig::advertise_ip`]) and the bound port, e.g. `ws://127.0.0.1:40123/ws`
+    /// (`wss://` with [`ServiceConfig::tls`]).
     pub fn ws_url(&self) -> String {
-        format!(
-            "ws://{}/ws",
-            SocketAddr::new(self.advertised_ip, self.http_addr.port())
-        )
+        self.url("ws", "ws")
     }
 
     /// The web client's URL (see [`ServiceConfig::advertise_ip`]), e.g.
-    /// `http://127.0.0.1:40123/`: a browser joins calls there.
+    /// `http://127.0.0.1:40123/` (`https://` with [`ServiceConfig::tls`]): a browser joins
+    /// calls there.
     pub fn web_url(&self) -> String {
-        format!(
-            "http://{}/",
-            SocketAddr::new(self.advertised_ip, self.http_addr.port())
-        )
+        self.url("http", "")
+    }
+
+    /// `scheme` (made secure with TLS) at the advertised address and the bound port, then `path`.
+    fn url(&self, scheme: &str, path: &str) -> String {
+        let secure = if self.secure { "s" } else { "" };
+        let host = SocketAddr::new(self.advertised_ip, self.http_addr.port());
+        format!("{scheme}{secure}://{host}/{path}")
     }
 
     /// The address the signaling HTTP server is bound to (`0.0.0.0:port` when bound to every
@@ -274,6 +295,28 @@ impl CallService {
             let _ = thread.join();
         }
     }
+}
+
+/// Signaling frames are small and latency-bound: no Nagle delay.
+fn no_delay(tcp: &tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+async fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 impl Drop for CallService {

@@ -44,8 +44,12 @@ pub const COMMAND_QUEUE: usize = 1024;
 /// How an agent signs in and which devices it uses.
 #[derive(Clone, Debug, Default)]
 pub struct AgentConfig {
-    /// The service's signaling URL, e.g. `ws://127.0.0.1:8470/ws`.
+    /// The service's signaling URL, e.g. `ws://127.0.0.1:8470/ws`, or `wss://` for a service
+    /// behind TLS.
     pub service_url: String,
+    /// PEM certificates to trust for a `wss://` service besides the system's roots: a private
+    /// CA, or the service's own self-signed certificate. Empty trusts the system's roots only.
+    pub trusted_certificates: Vec<u8>,
     /// An access token from the service.
     pub token: String,
     /// The name other participants see.
@@ -190,6 +194,15 @@ pub enum AgentError {
         /// Where it was looked for.
         url: String,
         /// What failed.
+        reason: String,
+    },
+    /// The service's TLS certificate is not trusted (see
+    /// [`AgentConfig::trusted_certificates`]).
+    #[error("the call service at {url} is not trusted: {reason}")]
+    Untrusted {
+        /// Where it was looked for.
+        url: String,
+        /// What the certificate check said.
         reason: String,
     },
     /// The service refused to sign the user in (bad, forged or expired token).

@@ -18,7 +18,7 @@ use super::{AgentCommand, AgentConfig, AgentConnection, AgentError, AgentEvent, 
 use crate::audio::{Playout, VoiceEncoder, VoiceProcessor};
 use crate::connection::{ConnectionEvent, MediaConnection};
 use crate::device::{DeviceId, DeviceManager, FRAME_SAMPLES, Microphone, Speaker};
-use crate::signaling::SignalingLink;
+use crate::signaling::{ConnectError, SignalingLink};
 use crate::video::{EncodedUnit, SourceEnded, VideoSender};
 
 /// How long signing in may take before it counts as unreachable.
@@ -84,11 +84,12 @@ pub(super) async fn run(
 async fn sign_in(
     config: &AgentConfig,
 ) -> Result<(SignalingLink, CommunicationIdentifier), AgentError> {
-    let mut link = SignalingLink::connect(&config.service_url)
+    let url = config.service_url.clone();
+    let mut link = SignalingLink::connect(&url, &config.trusted_certificates)
         .await
-        .map_err(|reason| AgentError::Unreachable {
-            url: config.service_url.clone(),
-            reason,
+        .map_err(|e| match e {
+            ConnectError::Unreachable(reason) => AgentError::Unreachable { url, reason },
+            ConnectError::Untrusted(reason) => AgentError::Untrusted { url, reason },
         })?;
     link.send(ClientMessage::Hello {
         token: config.token.clone(),
