@@ -13,6 +13,8 @@
 //!   `BENCH_VIDEO_SENDERS=n`); this process is only the receiver, subscribed to every stream, and
 //!   its CPU time (user+system from /proc/self/stat) over 10 s is divided by the streams.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use bevy_calling::pattern::{self, FrameStamp};
 use bevy_calling::prelude::*;
 use call_media::video::{FrameSlot, VideoDecoder, VideoEncoder};
 use call_service::{CallService, ServiceConfig};
+use support::stamp;
 
 fn main() {
     if let Ok(n) = std::env::var("BENCH_VIDEO_SENDERS") {
@@ -223,13 +226,6 @@ fn call_and_subscribe(
     streams
 }
 
-fn stamp(app: &App, stream: Entity) -> Option<FrameStamp> {
-    let view = app.world().get::<VideoView>(stream)?;
-    let image = app.world().resource::<Assets<Image>>().get(&view.image)?;
-    let size = image.texture_descriptor.size;
-    pattern::read_rgba(image.data.as_deref()?, size.width, size.height)
-}
-
 fn glass_to_glass() {
     let service = CallService::start(ServiceConfig::default()).expect("service");
     let token = |name: &str| {
@@ -389,17 +385,8 @@ fn senders(n: usize) {
             )
         })
         .collect();
-    let (tx, done) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        let _ = tx.send(());
-    });
-    let start = Instant::now();
-    while done.try_recv().is_err() && start.elapsed() < Duration::from_secs(120) {
-        for s in &mut sides {
-            s.app.update();
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    support::update_until_told(
+        || sides.iter_mut().for_each(|s| s.app.update()),
+        Duration::from_secs(120),
+    );
 }
