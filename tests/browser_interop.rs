@@ -338,15 +338,7 @@ fn the_browser_calls_a_rust_client_who_answers_with_camera_and_voice() {
     let service = service();
     let (mut a, camera, page) = alice_and_a_browser(&service, "caller", "");
     page.browser.eval("return bc.call('8:acs:alice', true)");
-    let mut incoming = None;
-    run_until(&mut [&mut a], "Alice rings", |c| {
-        incoming = c[0]
-            .calls()
-            .into_iter()
-            .find(|(_, call)| call.state == CallState::Incoming);
-        incoming.is_some()
-    });
-    let call = incoming.expect("ringing").0;
+    let (call, _) = incoming(&mut [&mut a], 0);
     a.trigger(AcceptCall { call });
     run_until(&mut [&mut a], "the call connects", |c| {
         c[0].call(call).state == CallState::Connected

@@ -61,19 +61,6 @@ fn sees(
     clients[which].participant(call, id).expect("seen above")
 }
 
-/// The incoming call an invited client rings with.
-fn incoming(clients: &mut [&mut Client], which: usize) -> (Entity, Call) {
-    let mut found = None;
-    run_until(clients, "an incoming call", |c| {
-        found = c[which]
-            .calls()
-            .into_iter()
-            .find(|(_, call)| call.state == CallState::Incoming);
-        found.is_some()
-    });
-    found.expect("found above")
-}
-
 /// Every client joins `group` in order, each once the one before is connected.
 fn joined(clients: &mut [&mut Client], group: &CallId) -> Vec<Entity> {
     signed_in(clients);

@@ -134,11 +134,7 @@ fn in_a_call_of_three_the_others_keep_talking_while_one_holds() {
     let mut incoming = [None, None];
     run_until(&mut [&mut a, &mut b, &mut c], "B and C ring", |cl| {
         for (i, slot) in incoming.iter_mut().enumerate() {
-            *slot = cl[i + 1]
-                .calls()
-                .into_iter()
-                .find(|(_, call)| call.state == CallState::Incoming)
-                .map(|(e, _)| e);
+            *slot = cl[i + 1].ringing().map(|(e, _)| e);
         }
         incoming.iter().all(Option::is_some)
     });

@@ -233,6 +233,13 @@ impl Client {
         calls
     }
 
+    /// A call of the agent's that rings (`Incoming`), if any.
+    pub fn ringing(&mut self) -> Option<(Entity, Call)> {
+        self.calls()
+            .into_iter()
+            .find(|(_, call)| call.state == CallState::Incoming)
+    }
+
     pub fn call(&self, call: Entity) -> Call {
         self.app.world().get::<Call>(call).expect("call").clone()
     }
@@ -314,21 +321,23 @@ pub fn connected_call(a: &mut Client, b: &mut Client) -> (Entity, Entity) {
         targets: vec![target],
         video: None,
     });
-    let mut incoming = None;
-    run_until(&mut [a, b], "B sees an incoming call", |c| {
-        incoming = c[1]
-            .calls()
-            .into_iter()
-            .find(|(_, call)| call.state == CallState::Incoming);
-        incoming.is_some()
-    });
-    let b_call = incoming.expect("incoming").0;
+    let (b_call, _) = incoming(&mut [a, b], 1);
     b.trigger(AcceptCall { call: b_call });
     run_until(&mut [a, b], "both calls connected", |c| {
         c[0].call(a_call).state == CallState::Connected
             && c[1].call(b_call).state == CallState::Connected
     });
     (a_call, b_call)
+}
+
+/// Waits until `clients[which]` rings, and returns the ringing call.
+pub fn incoming(clients: &mut [&mut Client], which: usize) -> (Entity, Call) {
+    let mut found = None;
+    run_until(clients, "an incoming call", |c| {
+        found = c[which].ringing();
+        found.is_some()
+    });
+    found.expect("found above")
 }
 
 /// Waits until `client`'s call has ended and returns its reason.
