@@ -229,9 +229,9 @@ fn ours(senders: &Senders, count: usize) {
         }
     };
     watch(&mut receiver, Duration::from_secs(2), &mut Vec::new());
-    let cpu0 = cpu_seconds(std::process::id());
+    let cpu0 = support::own_cpu_seconds();
     watch(&mut receiver, WINDOW, &mut latencies);
-    let cores = (cpu_seconds(std::process::id()) - cpu0) / WINDOW.as_secs_f64();
+    let cores = (support::own_cpu_seconds() - cpu0) / WINDOW.as_secs_f64();
     let fps = latencies.len() as f64 / WINDOW.as_secs_f64() / count as f64;
     println!(
         "ours     {count} stream(s): sign-in {:.1} ms; join p50 {}; receive CPU {cores:.3} core, {:.3} per stream, {fps:.1} frames/s each; capture → texture {}",
@@ -306,9 +306,15 @@ fn chromium(senders: &Senders, count: usize) {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let (frames0, cpu0) = (decoding(&page), page.cpu_seconds());
+    let (frames0, cpu0) = (
+        decoding(&page),
+        support::descendants_cpu_seconds(page.driver_pid()),
+    );
     std::thread::sleep(WINDOW);
-    let (frames, cpu) = (decoding(&page) - frames0, page.cpu_seconds() - cpu0);
+    let (frames, cpu) = (
+        decoding(&page) - frames0,
+        support::descendants_cpu_seconds(page.driver_pid()) - cpu0,
+    );
     let cores = cpu / WINDOW.as_secs_f64();
     let fps = frames / WINDOW.as_secs_f64() / count as f64;
     let codecs = &page.stats()["inbound"]["video"]["codecs"];
@@ -411,9 +417,4 @@ fn summary(mut v: Vec<f64>) -> String {
     v.sort_by(f64::total_cmp);
     let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     format!("{:.1} / {:.1} ms ({})", at(0.5), at(0.95), v.len())
-}
-
-/// User plus system CPU seconds of process `pid`.
-fn cpu_seconds(pid: u32) -> f64 {
-    browser::cpu_seconds(pid).unwrap_or_default()
 }

@@ -297,19 +297,6 @@ fn glass_to_glass() {
     );
 }
 
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("procfs");
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .expect("stat")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / 100.0
-}
-
 fn receive_cpu(count: usize) {
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
         .env("BENCH_VIDEO_SENDERS", count.to_string())
@@ -349,9 +336,9 @@ fn receive_cpu(count: usize) {
     };
     let mut counters = vec![None; streams.len()];
     run(&mut receiver, Duration::from_secs(2), &mut counters);
-    let cpu0 = cpu_seconds();
+    let cpu0 = support::own_cpu_seconds();
     let shown = run(&mut receiver, Duration::from_secs(10), &mut counters);
-    let cores = (cpu_seconds() - cpu0) / 10.0;
+    let cores = (support::own_cpu_seconds() - cpu0) / 10.0;
     println!(
         "receive CPU, {count} x 640x360@30 (decode + RGBA + upload + app loop): {cores:.3} cores total, {:.3} per stream; {:.1} frames/s shown per stream",
         cores / count as f64,

@@ -106,44 +106,11 @@ impl Browser {
         self.eval("return bc.stats()")
     }
 
-    /// The CPU seconds (user and system) of every process under this browser's chromedriver:
-    /// the browser, its renderer, GPU (compositor) and utility processes.
-    pub fn cpu_seconds(&self) -> f64 {
-        let stats: Vec<(u32, u32, f64)> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .filter_map(|pid| {
-                let (parent, cpu) = parent_and_cpu(pid)?;
-                Some((pid, parent, cpu))
-            })
-            .collect();
-        let mut tree = vec![self.driver.id()];
-        let mut total = 0.0;
-        while let Some(parent) = tree.pop() {
-            for &(pid, _, cpu) in stats.iter().filter(|s| s.1 == parent) {
-                total += cpu;
-                tree.push(pid);
-            }
-        }
-        total
+    /// The process id of this browser's chromedriver, which every Chromium process descends
+    /// from.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.id()
     }
-}
-
-/// The parent of process `pid` and its user plus system CPU seconds, from `/proc/<pid>/stat`.
-fn parent_and_cpu(pid: u32) -> Option<(u32, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name, which may itself hold spaces and parentheses.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let parent = fields.get(1)?.parse().ok()?;
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some((parent, ticks / 100.0))
-}
-
-/// The user plus system CPU seconds of process `pid`.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    parent_and_cpu(pid).map(|(_, cpu)| cpu)
 }
 
 impl Drop for Browser {
