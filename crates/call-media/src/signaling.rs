@@ -10,7 +10,7 @@ use call_protocol::{ClientMessage, ServerMessage, decode, encode};
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream};
@@ -43,9 +43,10 @@ impl SignalingLink {
     /// Connects to the service's WebSocket URL; a `wss://` one trusts the system's roots and
     /// the PEM certificates in `trusted`.
     pub(crate) async fn connect(url: &str, trusted: &[u8]) -> Result<Self, ConnectError> {
-        let tls = match url.starts_with("wss://") {
-            true => Some(Connector::Rustls(client_tls(trusted)?)),
-            false => None,
+        let tls = if url.starts_with("wss://") {
+            Some(Connector::Rustls(client_tls(trusted)?))
+        } else {
+            None
         };
         // Signaling frames are small and latency-bound: disable Nagle.
         let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, tls)
@@ -126,15 +127,7 @@ impl SignalingLink {
 /// `trusted`. The provider is named (ring, which webrtc-rs builds anyway), so an application
 /// that also builds rustls's other provider does not make this ambiguous.
 fn client_tls(trusted: &[u8]) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    if !native.errors.is_empty() {
-        tracing::debug!(
-            "loading the system's root certificates: {:?}",
-            native.errors
-        );
-    }
-    roots.add_parsable_certificates(native.certs);
+    let mut roots = system_roots().clone();
     for certificate in CertificateDer::pem_slice_iter(trusted) {
         let certificate = certificate
             .map_err(|e| ConnectError::Untrusted(format!("the trusted certificates: {e}")))?;
@@ -149,6 +142,24 @@ fn client_tls(trusted: &[u8]) -> Result<Arc<rustls::ClientConfig>, ConnectError>
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The system's root certificates, read once per process: every agent signing in at a `wss://`
+/// service needs them, and a load tool signs in hundreds.
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let native = rustls_native_certs::load_native_certs();
+        if !native.errors.is_empty() {
+            tracing::debug!(
+                "loading the system's root certificates: {:?}",
+                native.errors
+            );
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(native.certs);
+        roots
+    })
 }
 
 /// The certificate problem behind a failed connection, if that is what failed.
