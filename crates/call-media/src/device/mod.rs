@@ -15,7 +15,6 @@ mod open;
 mod rendered;
 mod resample;
 mod screen;
-mod screen_scale;
 mod synthetic;
 
 use std::path::PathBuf;
@@ -25,8 +24,7 @@ use std::time::Instant;
 pub use camera::{Camera, SourceEnd};
 pub use hardware::POLL as HARDWARE_POLL;
 pub use rendered::FramePusher;
-pub use screen::SCREEN_FPS;
-pub use screen_scale::MAX_SHARE;
+pub use screen::{MAX_SHARE, SCREEN_FPS};
 pub use synthetic::{CaptureClock, Recording};
 
 /// The audio sample rate everywhere in the engine.

@@ -7,7 +7,6 @@
 //! the share; the share ends with [`SourceEnd::WindowClosed`] when the window goes away.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,15 +20,12 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::rust_connection::RustConnection;
 
-use super::camera::{CAMERA_QUEUE_FRAMES, Camera, SourceEnd};
-use super::screen_scale::{self, Area};
-use super::{DeviceError, DeviceId, DeviceInfo, DeviceKind, Running};
+use super::x11_scale::{self, Area};
+use super::{Grab, Watch, fitted, paced};
+use crate::device::{Camera, DeviceError, DeviceId, DeviceInfo, DeviceKind, SourceEnd};
 use crate::video::{Packed, VideoFrame};
 
 const PREFIX: &str = "x11:";
-
-/// Frames per second a screen source captures: screen content is sharp text and little motion.
-pub const SCREEN_FPS: u32 = 15;
 
 /// What a screen source's id names on its display.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,41 +51,32 @@ fn parse(id: &DeviceId) -> Option<(String, Target)> {
 }
 
 /// Whether `id` names a screen source.
-pub(super) fn is_screen(id: &DeviceId) -> bool {
+pub(crate) fn is_screen(id: &DeviceId) -> bool {
     id.0.starts_with(PREFIX)
 }
 
 /// The display the process shows on (`DISPLAY`), if any.
-pub(super) fn default_display() -> Option<String> {
+pub(crate) fn default_display() -> Option<String> {
     std::env::var("DISPLAY").ok().filter(|d| !d.is_empty())
 }
 
-/// How long a display that could not be reached lists nothing before it is tried again.
+/// How long a display that could not be reached lists nothing before it is tried again (a
+/// lost one is tried again at once: a new server may have its name).
 const RETRY: Duration = Duration::from_secs(5);
 
-/// One display's sources, kept current by its watch thread.
-struct Watch {
-    sources: Mutex<Arc<[DeviceInfo]>>,
-    generation: AtomicU64,
-    /// Why the display cannot be listed, if it cannot, and when to try it again: [`RETRY`]
-    /// after a failed connection, at once after a lost one (a new server may have its name).
-    failed: Mutex<Option<(Instant, String)>>,
-}
-
 impl Watch {
-    fn failure(&self) -> Option<(Instant, String)> {
-        self.failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// A watch of a display that could not be reached, tried again after [`RETRY`].
+    fn failed(why: String, generation: u64) -> Self {
+        let watch = Self::listing(Vec::new(), generation);
+        watch.fail(why, Instant::now() + RETRY);
+        watch
     }
 
-    fn store(&self, listed: Vec<DeviceInfo>) {
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        if **sources != *listed {
-            *sources = listed.into();
-            self.generation.fetch_add(1, Ordering::Release);
-        }
+    /// Whether a watch asked for now should be this one: it lists, or it is not yet time to
+    /// try its display again.
+    fn current(&self) -> bool {
+        self.failure()
+            .is_none_or(|(retry_at, _)| Instant::now() < retry_at)
     }
 }
 
@@ -102,18 +89,11 @@ fn watch(server: &str) -> Arc<Watch> {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     match watches.get(server) {
-        Some(w)
-            if w.failure()
-                .is_none_or(|(retry_at, _)| Instant::now() < retry_at) =>
-        {
-            return w.clone();
-        }
+        Some(w) if w.current() => return w.clone(),
         _ => {}
     }
     // A watch that replaces a failed one counts on from it, so a list that appears is noticed.
-    let generation = watches
-        .get(server)
-        .map_or(0, |w| w.generation.load(Ordering::Acquire) + 1);
+    let generation = watches.get(server).map_or(0, |w| w.generation() + 1);
     let connected = Display::connect(server).and_then(|d| {
         let events = ChangeWindowAttributesAux::new().event_mask(EventMask::SUBSTRUCTURE_NOTIFY);
         d.conn
@@ -126,20 +106,12 @@ fn watch(server: &str) -> Arc<Watch> {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!("no screen sources on display {server}: {e}");
-            let failed = Arc::new(Watch {
-                sources: Mutex::new(Arc::from([])),
-                generation: AtomicU64::new(generation),
-                failed: Mutex::new(Some((Instant::now() + RETRY, e))),
-            });
+            let failed = Arc::new(Watch::failed(e, generation));
             watches.insert(server.to_owned(), failed.clone());
             return failed;
         }
     };
-    let watch = Arc::new(Watch {
-        sources: Mutex::new(listed.into()),
-        generation: AtomicU64::new(generation),
-        failed: Mutex::new(None),
-    });
+    let watch = Arc::new(Watch::listing(listed, generation));
     let (name, watching) = (server.to_owned(), watch.clone());
     let spawned = std::thread::Builder::new()
         .name("screen-watch".into())
@@ -152,9 +124,7 @@ fn watch(server: &str) -> Arc<Watch> {
                     Err(_) => break,
                 }
             }
-            watching.store(Vec::new());
-            *watching.failed.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((Instant::now(), "the display went away".into()));
+            watching.fail("the display went away".into(), Instant::now());
         });
     if let Err(e) = spawned {
         tracing::warn!("windows opening and closing on {server} will not be noticed: {e}");
@@ -164,20 +134,18 @@ fn watch(server: &str) -> Arc<Watch> {
 }
 
 /// The screen sources of `display`: its whole screen first, then its application windows.
-pub(super) fn list(display: &str) -> Vec<DeviceInfo> {
-    let watch = watch(display);
-    let sources = watch.sources.lock().unwrap_or_else(|p| p.into_inner());
-    sources.to_vec()
+pub(crate) fn list(display: &str) -> Vec<DeviceInfo> {
+    watch(display).sources()
 }
 
 /// Why `display` cannot be reached, if it cannot.
-pub(super) fn unreachable(display: &str) -> Option<String> {
+pub(crate) fn unreachable(display: &str) -> Option<String> {
     watch(display).failure().map(|(_, why)| why)
 }
 
 /// Bumped each time `display`'s list changes.
-pub(super) fn generation(display: &str) -> u64 {
-    watch(display).generation.load(Ordering::Acquire)
+pub(crate) fn generation(display: &str) -> u64 {
+    watch(display).generation()
 }
 
 /// A connection to a display, with the atoms sources are named by.
@@ -295,10 +263,10 @@ impl Display {
     }
 
     /// One picture of `area` (of the root, or of a window's pixmap) as I420 cropped to even
-    /// dimensions, scaled down by the server when larger than [`screen_scale::MAX_SHARE`].
+    /// dimensions, scaled down by the server when larger than [`super::MAX_SHARE`].
     fn grab(&self, area: Area) -> Result<VideoFrame, Failed> {
         let captured_at = Instant::now();
-        let (width, height) = screen_scale::fitted(area.size);
+        let (width, height) = fitted(area.size);
         let image = match (width, height) == area.size {
             true => {
                 let (x, y) = area.at;
@@ -317,11 +285,11 @@ impl Display {
                 let formats = match self.formats.get() {
                     Some(formats) => formats,
                     None => {
-                        let formats = screen_scale::picture_formats(&self.conn)?;
+                        let formats = x11_scale::picture_formats(&self.conn)?;
                         self.formats.get_or_init(|| formats)
                     }
                 };
-                screen_scale::scaled_image(&self.conn, formats, area, (width, height))?
+                x11_scale::scaled_image(&self.conn, formats, area, (width, height))?
             }
         };
         let format = self
@@ -374,7 +342,40 @@ impl Capture {
         })
     }
 
-    /// The next picture, or why the source ended.
+    fn name_pixmap(&mut self, window: Window) -> Result<Area, Failed> {
+        let conn = &self.display.conn;
+        let geometry = conn.get_geometry(window)?.reply()?;
+        let visual = conn.get_window_attributes(window)?.reply()?.visual;
+        let pixmap = conn.generate_id()?;
+        conn.composite_name_window_pixmap(window, pixmap)?.check()?;
+        let border = geometry.border_width as i16;
+        let named = Area {
+            drawable: pixmap,
+            visual,
+            depth: geometry.depth,
+            at: (border, border),
+            size: (geometry.width, geometry.height),
+        };
+        self.pixmap = Some(named);
+        Ok(named)
+    }
+
+    fn release(&mut self) {
+        if let Some(named) = self.pixmap.take() {
+            let _ = self.display.conn.free_pixmap(named.drawable);
+        }
+    }
+
+    /// Whether the window no longer exists.
+    fn gone(&self, window: Window) -> bool {
+        let conn = &self.display.conn;
+        !conn
+            .get_window_attributes(window)
+            .is_ok_and(|c| c.reply().is_ok())
+    }
+}
+
+impl Grab for Capture {
     fn next(&mut self) -> Result<VideoFrame, SourceEnd> {
         let lost = |e: Failed| SourceEnd::Failed(e.to_string());
         let Target::Window(window) = self.target else {
@@ -414,75 +415,24 @@ impl Capture {
             false => lost(e),
         })
     }
+}
 
-    fn name_pixmap(&mut self, window: Window) -> Result<Area, Failed> {
-        let conn = &self.display.conn;
-        let geometry = conn.get_geometry(window)?.reply()?;
-        let visual = conn.get_window_attributes(window)?.reply()?.visual;
-        let pixmap = conn.generate_id()?;
-        conn.composite_name_window_pixmap(window, pixmap)?.check()?;
-        let border = geometry.border_width as i16;
-        let named = Area {
-            drawable: pixmap,
-            visual,
-            depth: geometry.depth,
-            at: (border, border),
-            size: (geometry.width, geometry.height),
-        };
-        self.pixmap = Some(named);
-        Ok(named)
-    }
-
-    fn release(&mut self) {
-        if let Some(named) = self.pixmap.take() {
-            let _ = self.display.conn.free_pixmap(named.drawable);
-        }
-    }
-
-    /// Whether the window no longer exists.
-    fn gone(&self, window: Window) -> bool {
-        let conn = &self.display.conn;
-        !conn
-            .get_window_attributes(window)
-            .is_ok_and(|c| c.reply().is_ok())
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
-/// Opens a screen source (as listed by [`list`]), capturing at [`SCREEN_FPS`].
-pub(super) fn open(id: &DeviceId) -> Result<Camera, DeviceError> {
+/// Opens a screen source (as listed by [`list`]), capturing at [`super::SCREEN_FPS`].
+pub(crate) fn open(id: &DeviceId) -> Result<Camera, DeviceError> {
     let Some((display, target)) = parse(id) else {
         return Err(DeviceError::NotFound(id.clone()));
     };
-    let open_error = |reason: String| DeviceError::Open {
+    let capture = Capture::start(&display, target).map_err(|e| DeviceError::Open {
         id: id.clone(),
-        reason,
-    };
-    let mut capture = Capture::start(&display, target).map_err(|e| open_error(e.to_string()))?;
-    let (tx, frames) = crossbeam_channel::bounded(CAMERA_QUEUE_FRAMES);
-    let ended = Arc::new(Mutex::new(None));
-    let end = ended.clone();
-    let period = Duration::from_secs(1) / SCREEN_FPS;
-    let running = Running::spawn("screen-capture", move |stop| {
-        let start = Instant::now();
-        for n in 0u32.. {
-            if !stop.sleep_until(start + period * n) {
-                break;
-            }
-            let frame = match capture.next() {
-                Ok(frame) => frame,
-                Err(reason) => {
-                    *end.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                    break;
-                }
-            };
-            if let Err(crossbeam_channel::TrySendError::Disconnected(_)) = tx.try_send(frame) {
-                break;
-            }
-        }
-        capture.release();
-    })
-    .map_err(open_error)?;
-    Ok(Camera::new(id.clone(), SCREEN_FPS, frames, running).ending_with(ended))
+        reason: e.to_string(),
+    })?;
+    paced(id, capture)
 }
 
 #[cfg(test)]

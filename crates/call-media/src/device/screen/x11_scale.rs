@@ -9,9 +9,6 @@ use x11rb::protocol::render::{
 use x11rb::protocol::xproto::{ConnectionExt as _, GetImageReply, ImageFormat, Visualid};
 use x11rb::rust_connection::RustConnection;
 
-/// The largest picture a screen source sends; bigger screens and windows are scaled to fit.
-pub const MAX_SHARE: (u16, u16) = (1920, 1080);
-
 /// Where a picture is read from: a drawable of that visual, the `size` area at `at`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Area {
@@ -22,21 +19,7 @@ pub(super) struct Area {
     pub(super) size: (u16, u16),
 }
 
-/// The size `size` is sent at: itself when it fits [`MAX_SHARE`], else scaled down to fit,
-/// keeping its aspect, even in both directions.
-pub(super) fn fitted(size: (u16, u16)) -> (u16, u16) {
-    let (w, h) = (f64::from(size.0), f64::from(size.1));
-    let scale = (f64::from(MAX_SHARE.0) / w)
-        .min(f64::from(MAX_SHARE.1) / h)
-        .min(1.0);
-    let even = |v: f64| ((v * scale) as u16 & !1).max(2);
-    match scale < 1.0 {
-        true => (even(w), even(h)),
-        false => size,
-    }
-}
-
-/// Reads `area` scaled to `to` (see [`fitted`]) through a Render composite; `formats` are the
+/// Reads `area` scaled to `to` (see [`super::fitted`]) through a Render composite; `formats` are the
 /// server's ([`picture_formats`]).
 pub(super) fn scaled_image(
     conn: &RustConnection,
@@ -110,18 +93,4 @@ pub(super) fn picture_formats(
         .flat_map(|s| &s.depths)
         .flat_map(|d| d.visuals.iter().copied())
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_pictures_fit_1080p_keeping_their_aspect() {
-        assert_eq!(fitted((1280, 720)), (1280, 720));
-        assert_eq!(fitted((1920, 1080)), (1920, 1080));
-        assert_eq!(fitted((2560, 1440)), (1920, 1080));
-        assert_eq!(fitted((3840, 1080)), (1920, 540));
-        assert_eq!(fitted((1000, 2000)), (540, 1080));
-    }
 }
