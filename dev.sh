@@ -21,10 +21,11 @@ RUN_APT_PACKAGES=(libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 mesa-vulkan-d
 # iproute2 makes the network namespaces and veth pairs of the calls-across-hosts test; Xvfb
 # with Mesa's Vulkan drivers (lavapipe) and the X libraries winit loads let the GPU-texture test
 # render a real window without a GPU, and gives the screen-sharing tests screens and windows to
-# capture; Debian's Chromium and its chromedriver join calls through the web client.
+# capture; Debian's Chromium and its chromedriver join calls through the web client; sipp
+# (sip-tester) is the phone carrier of the SIP gateway's tests.
 TEST_APT_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins nftables iproute2
   xvfb xauth mesa-vulkan-drivers libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2
-  chromium chromium-driver)
+  chromium chromium-driver sip-tester)
 
 setup() {
   local missing=() p

@@ -115,6 +115,9 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         AgentEvent::CallRinging(call_id) => {
             set_state(world, agent, &call_id, CallState::Ringing, None)
         }
+        AgentEvent::CallEarlyMedia(call_id) => {
+            set_state(world, agent, &call_id, CallState::EarlyMedia, None)
+        }
         AgentEvent::CallInLobby(call_id) => {
             set_state(world, agent, &call_id, CallState::InLobby, None)
         }

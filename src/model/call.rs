@@ -21,8 +21,8 @@ pub enum CallState {
     /// Not yet started. Not produced by this plugin: a call entity exists from the moment it
     /// is placed ([`CallState::Connecting`]) or offered ([`CallState::Incoming`]).
     None,
-    /// Media flows before the call is answered. Not produced yet: it comes with calls to phone
-    /// numbers through the SIP gateway, where carriers play ringback as early media.
+    /// Media flows before the call is answered: a call to a phone number whose carrier plays
+    /// ringback or an announcement (SIP 183) before the phone answers.
     EarlyMedia,
     /// Somebody calls; accept or reject it.
     Incoming,

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod pulse;
+pub mod sipp;
 pub mod x11;
 
 use std::path::PathBuf;

@@ -16,13 +16,17 @@ use serde::{Deserialize, Serialize};
 /// | 400 | 0 | the request was invalid (no valid target) |
 /// | 403 | 0 | an organizer did not admit the participant from the lobby |
 /// | 404 | 0 | no user with that identity is signed in to the service |
+/// | 404 | 1 | the phone network knows no such number |
 /// | 408 | 0 | the callee did not answer in time |
+/// | 480 | 0 | the phone is unavailable (switched off, out of reach) |
+/// | 486 | 0 | the phone is busy |
 /// | 487 | 0 | the caller hung up before the call was answered |
 /// | 603 | 0 | the callee declined the call |
 /// | 603 | 1 | the local user rejected the incoming call |
 /// | 503 | 0 | the connection to the call service was lost |
 /// | 503 | 1 | the media connection to the call service failed |
 /// | 503 | 2 | a remote participant lost their connection to the service |
+/// | 503 | 3 | the phone network failed the call |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CallEndReason {
     /// The class of the end: 0 normal, 4xx and 6xx refused, 5xx failed.
@@ -48,6 +52,14 @@ impl CallEndReason {
     pub const BAD_REQUEST: Self = Self::new(400, 0);
     /// No user with that identity is signed in to the service.
     pub const USER_NOT_FOUND: Self = Self::new(404, 0);
+    /// The phone network knows no such number.
+    pub const NUMBER_NOT_FOUND: Self = Self::new(404, 1);
+    /// The phone is unavailable (switched off, out of reach).
+    pub const PHONE_UNAVAILABLE: Self = Self::new(480, 0);
+    /// The phone is busy.
+    pub const BUSY: Self = Self::new(486, 0);
+    /// The phone network failed the call (an error from the carrier, or no media).
+    pub const PHONE_NETWORK_FAILED: Self = Self::new(503, 3);
     /// The caller hung up before the call was answered.
     pub const CANCELLED: Self = Self::new(487, 0);
     /// The callee declined the call.
@@ -82,6 +94,10 @@ impl CallEndReason {
             Self::NO_ANSWER => "the callee did not answer in time",
             Self::BAD_REQUEST => "the request was invalid",
             Self::USER_NOT_FOUND => "no user with that identity is signed in to the service",
+            Self::NUMBER_NOT_FOUND => "the phone network knows no such number",
+            Self::PHONE_UNAVAILABLE => "the phone is unavailable",
+            Self::BUSY => "the phone is busy",
+            Self::PHONE_NETWORK_FAILED => "the phone network failed the call",
             Self::CANCELLED => "the caller hung up before the call was answered",
             Self::DECLINED => "the callee declined the call",
             Self::REJECTED_LOCALLY => "the local user rejected the incoming call",

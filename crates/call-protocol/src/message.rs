@@ -236,6 +236,12 @@ pub enum ServerMessage {
         /// Which call.
         call_id: CallId,
     },
+    /// Before anyone answered, media flows from a phone's carrier: ringback or an
+    /// announcement (a SIP 183 with a description).
+    CallEarlyMedia {
+        /// Which call.
+        call_id: CallId,
+    },
     /// The call is connected: media is routed between its participants.
     CallConnected {
         /// Which call.

@@ -52,8 +52,8 @@ pub enum ParticipantState {
     /// Known to the call but not yet invited or alerted. Not sent: every participant the
     /// service names is already being alerted ([`ParticipantState::Connecting`]).
     Idle,
-    /// Media flows before the participant answered. Not sent yet: it comes with phone
-    /// participants through the SIP gateway.
+    /// Media flows before the participant answered: a phone whose carrier plays ringback or
+    /// an announcement (SIP 183).
     EarlyMedia,
     /// Being alerted or joining.
     Connecting,

@@ -21,6 +21,7 @@
 
 pub mod echo;
 pub mod forward;
+pub mod pstn;
 pub mod router;
 mod service;
 pub mod sfu;

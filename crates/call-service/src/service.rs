@@ -9,6 +9,7 @@ use axum::serve::{Listener, ListenerExt};
 use call_protocol::{CommunicationIdentifier, Role};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::pstn::{GATEWAY_COMMANDS, Gateway, PstnConfig};
 use crate::router::PendingRoutes;
 use crate::sfu::{MEDIA_COMMANDS, MEDIA_FACTS, Outbox, PeerTraffic, Sfu, Traffic};
 use crate::signaling::{Shared, router};
@@ -18,6 +19,9 @@ use crate::token::{IssuedToken, TokenIssuer};
 /// The media socket's receive buffer, in bytes: about 0.5 s of a 1,000-member call's inbound
 /// traffic.
 const MEDIA_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// How long starting waits for the SIP gateway to bind.
+const SIP_START: Duration = Duration::from_secs(5);
 
 /// How long a callee rings by default before the call gives up on them.
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +53,9 @@ pub struct ServiceConfig {
     /// camera and microphone only to secure origins, so the web client needs it anywhere but
     /// on localhost; Rust clients then connect to `wss://` (see [`CallService::ws_url`]).
     pub tls: Option<TlsIdentity>,
+    /// A carrier trunk for calls to and from phone numbers ([`crate::pstn`]); without one, a
+    /// phone number is not found.
+    pub pstn: Option<PstnConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -63,6 +70,7 @@ impl Default for ServiceConfig {
             dev_tokens: true,
             ring_timeout: DEFAULT_RING_TIMEOUT,
             tls: None,
+            pstn: None,
         }
     }
 }
@@ -90,6 +98,9 @@ pub enum ServiceError {
     /// The TLS certificate chain or key could not be used.
     #[error("could not use the TLS certificate: {0}")]
     Tls(String),
+    /// The SIP gateway could not start (its port could not be bound).
+    #[error("SIP gateway: {0}")]
+    Sip(String),
     /// The runtime or a thread could not start.
     #[error("could not start the service runtime: {0}")]
     Runtime(std::io::Error),
@@ -105,6 +116,8 @@ pub struct CallService {
     issuer: TokenIssuer,
     shared: Arc<Shared>,
     traffic: Traffic,
+    /// Where the SIP gateway takes calls, when one is configured.
+    sip_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -166,12 +179,21 @@ impl CallService {
         let (media_tx, media_rx) = mpsc::channel(MEDIA_COMMANDS);
         let (facts_tx, facts_rx) = mpsc::channel(MEDIA_FACTS);
         let routes = Arc::new(PendingRoutes::default());
+        let (gateway_tx, gateway_rx) = mpsc::channel(GATEWAY_COMMANDS);
+        let (progress_tx, progress_rx) = mpsc::channel(GATEWAY_COMMANDS);
+        let gateway = config
+            .pstn
+            .clone()
+            .map(|pstn| (pstn, gateway_rx, progress_tx));
         let shared = Shared::new(
-            media_tx,
+            media_tx.clone(),
             routes.clone(),
             issuer.clone(),
             config.ring_timeout,
+            gateway.is_some().then_some(gateway_tx),
         );
+        // The gateway binds inside the runtime; its address (or why it has none) comes back.
+        let (sip_tx, sip_rx) = std::sync::mpsc::channel();
         let traffic = Traffic::default();
         let (sfu_traffic, handle) = (traffic.clone(), shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -192,7 +214,20 @@ impl CallService {
                     let sfu = Sfu::new(udp, outbox, media_addr, routes, facts_tx, sfu_traffic);
                     let app = router(shared.clone(), dev_tokens);
                     let media = tokio::spawn(sfu.run(media_rx));
-                    tokio::spawn(shared.relay_facts(facts_rx));
+                    tokio::spawn(shared.clone().relay_facts(facts_rx));
+                    if let Some((pstn, commands, progress)) = gateway {
+                        match Gateway::bind(pstn, advertised_ip, media_tx, progress).await {
+                            Ok(gateway) => {
+                                let _ = sip_tx.send(Ok(gateway.local_addr()));
+                                tokio::spawn(gateway.run(commands));
+                                tokio::spawn(shared.relay_phones(progress_rx));
+                            }
+                            Err(e) => {
+                                let _ = sip_tx.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
                     let shutdown = async {
                         let _ = stopped.await;
                     };
@@ -212,6 +247,14 @@ impl CallService {
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })
             .map_err(ServiceError::Runtime)?;
+        let sip_addr = match config.pstn.is_some() {
+            true => match sip_rx.recv_timeout(SIP_START) {
+                Ok(Ok(addr)) => Some(addr),
+                Ok(Err(reason)) => return Err(ServiceError::Sip(reason)),
+                Err(_) => return Err(ServiceError::Sip("the gateway did not start".into())),
+            },
+            false => None,
+        };
         tracing::info!(
             "call service: signaling on {http_addr}, media on {media_bound} advertised as {media_addr}"
         );
@@ -223,9 +266,15 @@ impl CallService {
             issuer,
             shared: handle,
             traffic,
+            sip_addr,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// Where the SIP gateway takes calls from the trunk, when [`ServiceConfig::pstn`] is set.
+    pub fn sip_addr(&self) -> Option<SocketAddr> {
+        self.sip_addr
     }
 
     /// The signaling WebSocket URL at the advertised address (see

@@ -26,9 +26,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::pstn::GatewayCommand;
 use crate::router::PendingRoutes;
 use crate::sfu::{MediaCommand, MediaFact};
-use crate::switchboard::{Outbound, SessionId, Switchboard};
+use crate::switchboard::{Outbound, PhoneProgress, SessionId, Switchboard, is_phone};
 use crate::token::{DEFAULT_TOKEN_TTL, Grant, TokenIssuer};
 
 /// The WebSocket layer refuses frames beyond this; frames between [`MAX_MESSAGE_BYTES`] and this
@@ -69,6 +70,9 @@ pub(crate) struct Shared {
     next_session: AtomicU64,
     /// How long a callee rings before the call gives up on it.
     ring_timeout: Duration,
+    /// The SIP gateway, when one is configured: it dials phones and hears what the
+    /// switchboard tells phone sessions.
+    gateway: Option<mpsc::Sender<GatewayCommand>>,
     /// This, for the ring timers it starts.
     me: Weak<Shared>,
 }
@@ -79,15 +83,21 @@ impl Shared {
         routes: Arc<PendingRoutes>,
         issuer: TokenIssuer,
         ring_timeout: Duration,
+        gateway: Option<mpsc::Sender<GatewayCommand>>,
     ) -> Arc<Self> {
+        let mut board = Switchboard::default();
+        if gateway.is_some() {
+            board.enable_phones();
+        }
         Arc::new_cyclic(|me| Self {
-            board: Mutex::new(Switchboard::default()),
+            board: Mutex::new(board),
             outboxes: Mutex::new(HashMap::new()),
             media,
             routes,
             issuer,
             next_session: AtomicU64::new(1),
             ring_timeout,
+            gateway,
             me: me.clone(),
         })
     }
@@ -109,6 +119,18 @@ impl Shared {
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
         for effect in effects {
             match effect {
+                Outbound::Send(session, message) if is_phone(session) => {
+                    self.to_gateway(GatewayCommand::Message { session, message });
+                }
+                Outbound::Dial {
+                    call_id,
+                    session,
+                    number,
+                } => self.to_gateway(GatewayCommand::Dial {
+                    call_id,
+                    session,
+                    number,
+                }),
                 Outbound::Send(session, message) => {
                     // A closed outbox is a connection that is going away; it signs out next.
                     let full = outboxes.get(&session).is_some_and(|outbox| {
@@ -131,6 +153,26 @@ impl Shared {
             }
         }
         result
+    }
+
+    /// Hands the gateway a command. Its queue is read by one task that never waits on the
+    /// network, so a full one means the gateway is stuck: said loudly, and the command dropped.
+    fn to_gateway(&self, command: GatewayCommand) {
+        if let Some(gateway) = &self.gateway
+            && let Err(e) = gateway.try_send(command)
+        {
+            tracing::error!("the SIP gateway does not take commands ({e}); one is dropped");
+        }
+    }
+
+    /// Applies what the gateway hears from phones until it stops.
+    pub(crate) async fn relay_phones(
+        self: Arc<Self>,
+        mut progress: mpsc::Receiver<(SessionId, PhoneProgress)>,
+    ) {
+        while let Some((session, progress)) = progress.recv().await {
+            self.with_board(|b| ((), b.phone_progress(session, progress)));
+        }
     }
 
     /// Gives up on `session` ringing in the call after the ring timeout. One sleeping task per

@@ -137,6 +137,9 @@ function onMessage(m) {
     case 'call_ringing':
       if (call) call.state = 'ringing';
       break;
+    case 'call_early_media':
+      if (call) call.state = 'early_media';
+      break;
     case 'in_lobby':
       if (call) call.state = 'in_lobby';
       break;

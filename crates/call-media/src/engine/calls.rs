@@ -140,6 +140,9 @@ impl Session {
                 self.emit(AgentEvent::IncomingCall { call_id, caller });
             }
             ServerMessage::CallRinging { call_id } => self.emit(AgentEvent::CallRinging(call_id)),
+            ServerMessage::CallEarlyMedia { call_id } => {
+                self.emit(AgentEvent::CallEarlyMedia(call_id))
+            }
             ServerMessage::InLobby { call_id } => self.emit(AgentEvent::CallInLobby(call_id)),
             ServerMessage::DominantSpeakers {
                 call_id,

@@ -256,6 +256,8 @@ pub enum AgentEvent {
     },
     /// The callees of an outgoing call are being alerted.
     CallRinging(CallId),
+    /// A phone's carrier plays ringback or an announcement before the call is answered.
+    CallEarlyMedia(CallId),
     /// This agent waits in the call's lobby until an organizer admits or rejects it.
     CallInLobby(CallId),
     /// The call's dominant speakers changed: whose voices the service forwards, the one who

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use call_protocol::AUDIO_SLOTS;
-use str0m::format::Codec;
+use str0m::format::{Codec, PayloadParams};
 use str0m::rtp::ExtensionValues;
 
 use super::{Media, Sfu};
@@ -44,19 +44,7 @@ impl Sfu {
                 continue;
             }
             // The bot speaks Opus as the other members' peers number it.
-            let Some(params) = self
-                .forwarder
-                .router()
-                .members_with(session)
-                .iter()
-                .find_map(|s| self.peers.get(s))
-                .and_then(|peer| {
-                    peer.rtc
-                        .codec_config()
-                        .find(|c| c.spec().codec == Codec::Opus)
-                        .copied()
-                })
-            else {
+            let Some(params) = self.opus_params_near(session) else {
                 continue;
             };
             for packet in due {
@@ -72,5 +60,21 @@ impl Sfu {
                 self.send_copies(session, Source::Audio, &media);
             }
         }
+    }
+
+    /// Opus as the peers of `session`'s fellow members number it: how a session without a peer
+    /// of its own (a bot, a phone) sends audio. None while it shares a call with no peer.
+    pub(super) fn opus_params_near(&self, session: SessionId) -> Option<PayloadParams> {
+        self.forwarder
+            .router()
+            .members_with(session)
+            .iter()
+            .find_map(|s| self.peers.get(s))
+            .and_then(|peer| {
+                peer.rtc
+                    .codec_config()
+                    .find(|c| c.spec().codec == Codec::Opus)
+                    .copied()
+            })
     }
 }

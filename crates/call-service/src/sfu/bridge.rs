@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use call_protocol::CallId;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{PhoneFrame, SlotAudio};
 
 use crate::forward::Kind;
 use crate::switchboard::SessionId;
@@ -38,7 +40,23 @@ pub enum MediaCommand {
         /// The `candidate:...` line.
         candidate: String,
     },
-    /// The session is gone: drop its peer.
+    /// A phone participant's leg ([`crate::pstn`]): the voices forwarded to `session` go to
+    /// `audio`.
+    AddPhone {
+        /// The phone's session.
+        session: SessionId,
+        /// Where its forwarded voices go ([`super::PHONE_QUEUE`] at most waiting).
+        audio: mpsc::Sender<SlotAudio>,
+    },
+    /// A frame of a phone's voice for its call. Sent with `try_send`: dropped, not waited
+    /// for, when the loop is behind.
+    PhoneAudio {
+        /// The phone's session.
+        session: SessionId,
+        /// The frame.
+        frame: PhoneFrame,
+    },
+    /// The session is gone: drop its peer (or its phone leg).
     RemovePeer {
         /// Whose.
         session: SessionId,

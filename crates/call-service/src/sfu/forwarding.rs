@@ -92,6 +92,7 @@ impl Sfu {
 
     /// Writes a packet of `from` on every leg the forwarder names for it. Copies for an echo bot
     /// go to the bot: audio is recorded, video comes straight back as the bot's own stream.
+    /// Audio for a phone goes to its leg.
     pub(super) fn send_copies(&mut self, from: SessionId, source: Source, media: &Media) {
         let now = Instant::now();
         if source == Source::Audio
@@ -117,6 +118,9 @@ impl Sfu {
                     Kind::Audio => bot.hear(Bytes::copy_from_slice(media.payload), now),
                     Kind::Video => echoes.push(out),
                 }
+                continue;
+            }
+            if out.kind == Kind::Audio && self.to_phone(out.to, out.slot, media.payload) {
                 continue;
             }
             self.current = Some(out.to);

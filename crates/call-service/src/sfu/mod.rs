@@ -10,11 +10,13 @@
 mod bots;
 mod bridge;
 mod forwarding;
+mod phones;
 mod sender;
 mod speaking;
 
 pub use bridge::{MEDIA_COMMANDS, MEDIA_FACTS, MediaCommand, MediaFact, PeerTraffic, Traffic};
 use forwarding::Media;
+pub use phones::{PHONE_QUEUE, PhoneFrame, SlotAudio};
 pub use sender::{Outbox, SEND_QUEUE};
 
 use std::cmp::Reverse;
@@ -110,6 +112,8 @@ pub struct Sfu {
     traffic: Traffic,
     /// The echo bots, which have no peer ([`bots`]).
     bots: HashMap<SessionId, EchoBot>,
+    /// The phones' legs, which have no peer ([`phones`]): where their forwarded voices go.
+    phones: HashMap<SessionId, mpsc::Sender<SlotAudio>>,
     /// The bots' spoken prompt, encoded once.
     prompt: Arc<[Bytes]>,
     /// Each call's dominant speakers and voice slots as signaling last heard them.
@@ -149,6 +153,7 @@ impl Sfu {
             current: None,
             traffic,
             bots: HashMap::new(),
+            phones: HashMap::new(),
             prompt: crate::echo::encode_prompt().unwrap_or_else(|e| {
                 tracing::error!("the echo bot's prompt did not encode ({e}); bots start silent");
                 Arc::from([])
@@ -247,6 +252,8 @@ impl Sfu {
                     (None, _) => {}
                 }
             }
+            MediaCommand::AddPhone { session, audio } => self.add_phone(session, audio),
+            MediaCommand::PhoneAudio { session, frame } => self.phone_audio(session, frame),
             MediaCommand::RemovePeer { session } => {
                 if let Some(peer) = self.peers.get_mut(&session) {
                     peer.rtc.disconnect();
@@ -425,6 +432,7 @@ impl Sfu {
     fn forget(&mut self, session: SessionId) {
         self.peers.remove(&session);
         self.bots.remove(&session);
+        self.phones.remove(&session);
         self.by_addr.retain(|_, s| *s != session);
         self.forwarder.forget(session);
         self.traffic.forget(session);

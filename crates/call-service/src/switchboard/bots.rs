@@ -6,7 +6,9 @@ use call_protocol::{
 };
 use std::collections::BTreeSet;
 
-use super::{BOT_SESSIONS, Member, Outbound, Session, SessionId, Switchboard, VideoRoute, is_bot};
+use super::{
+    BOT_SESSIONS, Member, Outbound, Session, SessionId, Switchboard, VideoRoute, is_bot, is_phone,
+};
 
 /// The name callers see for the echo bot.
 const BOT_NAME: &str = "Echo test service";
@@ -64,17 +66,19 @@ impl Switchboard {
         out
     }
 
-    /// Drops bots that are in no call any more.
+    /// Drops bots and phones that are in no call any more (each is made for one call).
     pub(super) fn retire_bots(&mut self, sessions: &[SessionId]) -> Vec<Outbound> {
         let mut out = Vec::new();
-        for &bot in sessions.iter().filter(|&&s| is_bot(s)) {
-            if self.sessions.get(&bot).is_some_and(|s| s.calls.is_empty()) {
-                self.sessions.remove(&bot);
-                self.video.remove(&bot);
-                out.push(Outbound::Bot {
-                    session: bot,
-                    present: false,
-                });
+        for &made in sessions.iter().filter(|&&s| is_bot(s) || is_phone(s)) {
+            if self.sessions.get(&made).is_some_and(|s| s.calls.is_empty()) {
+                self.sessions.remove(&made);
+                self.video.remove(&made);
+                if is_bot(made) {
+                    out.push(Outbound::Bot {
+                        session: made,
+                        present: false,
+                    });
+                }
             }
         }
         out

@@ -16,6 +16,8 @@ pub(super) struct Invited {
     pub(super) added: usize,
     /// The echo bots made, for the caller to answer.
     pub(super) bots: Vec<SessionId>,
+    /// How many phones are dialled: their calls ring when the carrier says so.
+    pub(super) phones: usize,
     /// Targets nobody could be rung for.
     pub(super) unreachable: Vec<CommunicationIdentifier>,
 }
@@ -53,12 +55,16 @@ impl Switchboard {
                 ServerMessage::CallEnded { call_id, reason },
             )]);
         }
-        let mut out = vec![Outbound::Send(
-            caller,
-            ServerMessage::CallRinging {
-                call_id: call_id.clone(),
-            },
-        )];
+        let mut out = Vec::new();
+        // A call only to phones rings when the carrier says so (180).
+        if invited.phones < invited.added {
+            out.push(Outbound::Send(
+                caller,
+                ServerMessage::CallRinging {
+                    call_id: call_id.clone(),
+                },
+            ));
+        }
         out.extend(invited.out);
         out.extend(self.answer_bots(&call_id, caller, &invited.bots));
         Ok(out)
@@ -82,6 +88,17 @@ impl Switchboard {
                 let bot = self.new_bot();
                 invited.bots.push(bot.session);
                 Some(bot)
+            } else if let CommunicationIdentifier::PhoneNumber(number) = &target
+                && self.phones_enabled
+            {
+                let phone = self.new_phone(target.clone());
+                invited.out.push(Outbound::Dial {
+                    call_id: call_id.clone(),
+                    session: phone.session,
+                    number: format!("+{number}"),
+                });
+                invited.phones += 1;
+                Some(phone)
             } else {
                 let in_call = |s| {
                     self.calls

@@ -14,9 +14,12 @@ mod calls;
 mod group;
 #[cfg(test)]
 mod group_tests;
+mod phones;
 #[cfg(test)]
 mod tests;
 mod video;
+
+pub use phones::{PHONE_SESSIONS, PhoneProgress, is_phone};
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -64,6 +67,15 @@ pub enum Outbound {
         slot: usize,
         /// The publisher and which of its streams, or none.
         from: Option<(SessionId, MediaType)>,
+    },
+    /// Phone session `session` is to dial `number` for the call: the gateway places it.
+    Dial {
+        /// Which call.
+        call_id: CallId,
+        /// The phone's session.
+        session: SessionId,
+        /// The number, E.164 with its `+`.
+        number: String,
     },
     /// `session` rings in the call: if it has not answered after the service's ring timeout,
     /// call [`Switchboard::ring_timeout`].
@@ -188,10 +200,16 @@ impl CallRecord {
         }
     }
 
+    /// The members whose media flows: connected ones, and phones playing early media.
     fn connected_sessions(&self) -> Vec<SessionId> {
         self.members
             .iter()
-            .filter(|m| m.info.state == ParticipantState::Connected)
+            .filter(|m| {
+                matches!(
+                    m.info.state,
+                    ParticipantState::Connected | ParticipantState::EarlyMedia
+                )
+            })
             .map(|m| m.session)
             .collect()
     }
@@ -240,6 +258,11 @@ pub struct Switchboard {
     video: HashMap<SessionId, [Option<VideoRoute>; VIDEO_SLOTS]>,
     /// Echo bots made so far.
     bots_made: SessionId,
+    /// Phone sessions made so far.
+    phones_made: SessionId,
+    /// A gateway dials phone numbers ([`Switchboard::enable_phones`]); without one a phone
+    /// number is not found.
+    phones_enabled: bool,
 }
 
 impl Switchboard {
