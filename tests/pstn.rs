@@ -21,9 +21,9 @@ fn record(mut changes: MessageReader<CallStateChanged>, mut seen: ResMut<Seen>) 
     seen.0.extend(changes.read().map(|c| c.state));
 }
 
-/// A signed-in client whose call states are recorded, calling the phone.
-fn call_the_phone(service: &call_service::CallService) -> (Client, Entity) {
-    let mut a = client(service, "alice", Mic::Speech);
+/// Alice, signed in with `mic` and her call states recorded, calling the phone.
+fn call_the_phone(service: &call_service::CallService, mic: Mic) -> (Client, Entity) {
+    let mut a = client(service, "alice", mic);
     a.app.init_resource::<Seen>().add_systems(Update, record);
     run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
     let agent = a.agent;
@@ -43,7 +43,7 @@ fn seen(client: &Client) -> Vec<CallState> {
 fn a_phone_call_rings_plays_early_media_connects_and_carries_speech_both_ways() {
     let sipp = Sipp::uas("uas_progress.xml");
     let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
-    let (mut a, call) = call_the_phone(&service);
+    let (mut a, call) = call_the_phone(&service, Mic::Speech);
     let phone: CommunicationIdentifier = PHONE.parse().unwrap();
     run_until(&mut [&mut a], "the phone's early media", |c| {
         c[0].call(call).state == CallState::EarlyMedia
@@ -91,7 +91,7 @@ fn a_phone_call_rings_plays_early_media_connects_and_carries_speech_both_ways() 
 fn a_busy_phone_ends_the_call_as_busy() {
     let sipp = Sipp::uas("uas_busy.xml");
     let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
-    let (mut a, call) = call_the_phone(&service);
+    let (mut a, call) = call_the_phone(&service, Mic::Speech);
     assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::BUSY);
     assert!(!seen(&a).contains(&CallState::Connected));
     sipp.finished();
@@ -101,11 +101,104 @@ fn a_busy_phone_ends_the_call_as_busy() {
 fn a_phone_that_rings_unanswered_is_cancelled_and_the_call_ends_as_no_answer() {
     let sipp = Sipp::uas("uas_noanswer.xml");
     let service = service_with_trunk(sipp.addr, Duration::from_secs(2));
-    let (mut a, call) = call_the_phone(&service);
+    let (mut a, call) = call_the_phone(&service, Mic::Speech);
     run_until(&mut [&mut a], "the phone to ring", |c| {
         c[0].call(call).state == CallState::Ringing
     });
     assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::NO_ANSWER);
     // sipp's scenario passes only if the gateway sent CANCEL and took the 487.
+    sipp.finished();
+}
+
+/// Alice's and Bob's tones.
+const ALICE_HZ: f32 = 440.0;
+const BOB_HZ: f32 = 1_000.0;
+
+/// Waits until both see the phone connected, then checks that all three hear each other:
+/// sipp sends back what the phone hears, so each one's own tone (which the SFU never sends
+/// back to its sender) reaches them only through the phone, mixed with the other's.
+fn all_three_hear_each_other(a: &mut Client, b: &mut Client, calls: [Entity; 2]) {
+    let phone: CommunicationIdentifier = PHONE.parse().unwrap();
+    run_until(
+        &mut [&mut *a, &mut *b],
+        "the phone connected for both",
+        |c| {
+            (0..2).all(|i| {
+                c[i].participant(calls[i], &phone)
+                    .is_some_and(|p| p.state == ParticipantState::Connected)
+            })
+        },
+    );
+    let from = [a.speaker.len(), b.speaker.len()];
+    run_until(&mut [&mut *a, &mut *b], "three seconds at both", |c| {
+        (0..2).all(|i| c[i].speaker.len() >= from[i] + 3 * 48_000)
+    });
+    for (who, client, from) in [("Alice", a, from[0]), ("Bob", b, from[1])] {
+        let heard = client.speaker.samples_from(from + 48_000);
+        for (tone, hz) in [("Alice's", ALICE_HZ), ("Bob's", BOB_HZ)] {
+            let amplitude = tone_amplitude(&heard, hz);
+            assert!(amplitude > 0.05, "{who} hears {tone} tone at {amplitude}");
+        }
+    }
+}
+
+#[test]
+fn a_group_call_of_two_dials_out_to_a_phone_and_all_three_hear_each_other() {
+    let sipp = Sipp::uas("uas_progress.xml");
+    let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
+    let mut a = client(&service, "alice", Mic::ToneAt(ALICE_HZ));
+    let mut b = client(&service, "bob", Mic::ToneAt(BOB_HZ));
+    run_until(&mut [&mut a, &mut b], "signed in", |c| {
+        c.iter().all(|c| c.agent().is_connected())
+    });
+    let group = CallId::new_group();
+    let calls = [&mut a, &mut b].map(|c| {
+        let agent = c.agent;
+        c.app.world_mut().join_group_call(JoinGroupCall {
+            agent,
+            group_id: group.clone(),
+            video: None,
+        })
+    });
+    run_until(&mut [&mut a, &mut b], "both in the group call", |c| {
+        (0..2).all(|i| c[i].call(calls[i]).state == CallState::Connected)
+    });
+    a.trigger(AddParticipants {
+        call: calls[0],
+        targets: vec![PHONE.parse().unwrap()],
+    });
+    all_three_hear_each_other(&mut a, &mut b, calls);
+    // The group goes on while people are in it; its phone is hung up when they leave.
+    for (client, call) in [(&mut a, calls[0]), (&mut b, calls[1])] {
+        client.trigger(HangUp { call });
+        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
+    }
+    sipp.finished();
+}
+
+#[test]
+fn a_one_to_one_phone_call_becomes_a_group_when_someone_is_added() {
+    let sipp = Sipp::uas("uas_progress.xml");
+    let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
+    let (mut a, a_call) = call_the_phone(&service, Mic::ToneAt(ALICE_HZ));
+    let mut b = client(&service, "bob", Mic::ToneAt(BOB_HZ));
+    run_until(&mut [&mut a], "the phone to answer", |c| {
+        c[0].call(a_call).state == CallState::Connected
+    });
+    run_until(&mut [&mut b], "Bob signed in", |c| {
+        c[0].agent().is_connected()
+    });
+    let bob = b.user.clone();
+    a.trigger(AddParticipants {
+        call: a_call,
+        targets: vec![bob],
+    });
+    let (b_call, _) = incoming(&mut [&mut a, &mut b], 1);
+    b.trigger(AcceptCall { call: b_call });
+    all_three_hear_each_other(&mut a, &mut b, [a_call, b_call]);
+    for (client, call) in [(&mut a, a_call), (&mut b, b_call)] {
+        client.trigger(HangUp { call });
+        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
+    }
     sipp.finished();
 }

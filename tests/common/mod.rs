@@ -94,6 +94,8 @@ pub enum Mic {
     Speech,
     /// A steady 440 Hz tone, for checking that audio never stops.
     Tone,
+    /// A steady tone at this many Hz (amplitude 0.3), to tell voices apart in a mix.
+    ToneAt(f32),
     /// No microphone.
     None,
 }
@@ -184,6 +186,7 @@ fn client_configured(
     let microphone = match mic {
         Mic::Speech => Some(devices.add_wav_microphone("speech", speech_path())),
         Mic::Tone => Some(devices.add_tone_microphone("tone", 440.0, 0.3)),
+        Mic::ToneAt(hz) => Some(devices.add_tone_microphone("tone", hz, 0.3)),
         Mic::None => None,
     };
     let (speaker_id, speaker) = devices.add_recording_speaker("recorder", None);
@@ -360,6 +363,27 @@ pub fn energy(samples: &[f32]) -> f32 {
 /// RMS per 10 ms block.
 pub fn envelope(samples: &[f32]) -> Vec<f32> {
     samples.chunks(480).map(|c| energy(c).sqrt()).collect()
+}
+
+/// The mean amplitude of the `hz` component of 48 kHz samples, over 100 ms blocks (a
+/// Goertzel filter per block, so a phase jump between blocks costs nothing): 0.3 for a tone of
+/// amplitude 0.3 alone, near 0 for a mix without it.
+pub fn tone_amplitude(samples: &[f32], hz: f32) -> f32 {
+    let w = std::f32::consts::TAU * hz / 48_000.0;
+    let blocks: Vec<f32> = samples
+        .chunks_exact(4_800)
+        .map(|block| {
+            let (re, im) = block
+                .iter()
+                .enumerate()
+                .fold((0.0, 0.0), |(re, im), (i, s)| {
+                    let phase = w * i as f32;
+                    (re + s * phase.cos(), im - s * phase.sin())
+                });
+            2.0 * f32::hypot(re, im) / block.len() as f32
+        })
+        .collect();
+    blocks.iter().sum::<f32>() / blocks.len().max(1) as f32
 }
 
 /// The best normalized correlation between the received envelope and the looped source

@@ -191,10 +191,13 @@ impl CallRecord {
     }
 
     /// Whether the call goes on: a group call while anyone is in it (not only ringing or
-    /// waiting in the lobby), any other call while two members are left.
+    /// waiting in the lobby; phones and bots alone do not keep it), any other call while two
+    /// members are left.
     fn goes_on(&self) -> bool {
         if self.group {
-            self.members.iter().any(Member::in_call)
+            self.members
+                .iter()
+                .any(|m| m.in_call() && !is_bot(m.session) && !is_phone(m.session))
         } else {
             self.members.len() >= 2
         }
