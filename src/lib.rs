@@ -95,6 +95,7 @@ impl Plugin for CallingPlugin {
             .add_message::<DeviceRemoved>()
             .add_message::<DeviceSwitched>()
             .add_message::<VideoStopped>()
+            .add_message::<DtmfReceived>()
             .add_observer(bridge::start_agent)
             .add_observer(bridge::select_device)
             .add_observer(bridge::set_voice_processing)
@@ -150,7 +151,8 @@ pub mod prelude {
         UnsubscribeVideo, VideoStopped, VideoView, VoicePlacement, VoiceProcessing,
     };
     pub use crate::{
-        AddParticipants, AdmitParticipant, CallId, CallStats, DominantSpeakers, HangUpForEveryone,
-        JoinGroupCall, RejectParticipant, RemoveParticipant, Role, SetLobby,
+        AddParticipants, AdmitParticipant, CallId, CallStats, DominantSpeakers, DtmfReceived,
+        HangUpForEveryone, JoinGroupCall, RejectParticipant, RemoveParticipant, Role, SendDtmf,
+        SetLobby,
     };
 }

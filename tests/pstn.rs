@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy_calling::prelude::*;
-use common::sipp::{Sipp, service_with_trunk};
+use call_service::pstn::DialIn;
+use common::sipp::{Sipp, service_with_numbers, service_with_trunk};
 use common::*;
 
 const PHONE: &str = "4:+15550001";
@@ -200,5 +201,90 @@ fn a_one_to_one_phone_call_becomes_a_group_when_someone_is_added() {
         client.trigger(HangUp { call });
         assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
     }
+    sipp.finished();
+}
+
+#[test]
+fn a_phone_dials_in_to_a_user_who_answers_and_they_hear_each_other() {
+    let bob_id = CommunicationIdentifier::user("bob").unwrap();
+    // The trunk is never dialled here: the phone calls in.
+    let nowhere = "127.0.0.1:9".parse().unwrap();
+    let numbers = [("+15550002", DialIn::User(bob_id))];
+    let service = service_with_numbers(nowhere, Duration::from_secs(20), &numbers);
+    let mut b = client(&service, "bob", Mic::Speech);
+    run_until(&mut [&mut b], "Bob signed in", |c| {
+        c[0].agent().is_connected()
+    });
+    let gateway = service.sip_addr().expect("the gateway's address");
+    let sipp = Sipp::uac(
+        "uac_dial_in.xml",
+        gateway,
+        "+15550002",
+        Duration::from_secs(6),
+    );
+    let (b_call, _) = incoming(&mut [&mut b], 0);
+    let carol: CommunicationIdentifier = "4:+15550123".parse().unwrap();
+    let caller = b.participant(b_call, &carol).expect("the phone calls");
+    assert_eq!(caller.display_name, "Carol");
+    b.trigger(AcceptCall { call: b_call });
+    run_until(&mut [&mut b], "Bob connected", |c| {
+        c[0].call(b_call).state == CallState::Connected
+    });
+    // sipp echoes the phone leg: Bob hears his own speech through the phone.
+    let from = b.speaker.len();
+    run_until(&mut [&mut b], "three seconds of the phone", |c| {
+        c[0].speaker.len() >= from + 4 * 48_000
+    });
+    let heard = b.speaker.samples_from(from + 48_000);
+    let corr = looped_envelope_correlation(&heard, &speech_samples());
+    assert!(energy(&heard) > 0.002, "energy {}", energy(&heard));
+    assert!(
+        corr > 0.8,
+        "the phone's audio correlates {corr} with Bob's speech"
+    );
+    // The phone hangs up (BYE after six seconds).
+    assert_eq!(
+        ended(&mut [&mut b], 0, b_call),
+        CallEndReason::REMOTE_HANG_UP
+    );
+    sipp.finished();
+}
+
+/// Every DTMF fact the client was told of: who, and which digits.
+#[derive(Resource, Default)]
+struct Digits(Vec<(CommunicationIdentifier, String)>);
+
+fn record_digits(mut received: MessageReader<DtmfReceived>, mut digits: ResMut<Digits>) {
+    digits
+        .0
+        .extend(received.read().map(|d| (d.from.clone(), d.tones.clone())));
+}
+
+#[test]
+fn digits_sent_reach_the_phone_and_the_phones_digits_arrive_as_facts() {
+    let sipp = Sipp::uas("uas_dtmf.xml");
+    let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
+    let (mut a, call) = call_the_phone(&service, Mic::None);
+    a.app
+        .init_resource::<Digits>()
+        .add_systems(Update, record_digits);
+    run_until(&mut [&mut a], "the phone to answer", |c| {
+        c[0].call(call).state == CallState::Connected
+    });
+    a.trigger(SendDtmf {
+        call,
+        tones: "#9".into(),
+    });
+    // sipp presses 1 (its own RFC 4733 capture), and echoes the digits it gets back to us.
+    let phone: CommunicationIdentifier = PHONE.parse().unwrap();
+    run_until(&mut [&mut a], "1 from the phone, then # and 9 back", |c| {
+        let digits = &c[0].app.world().resource::<Digits>().0;
+        let tones: String = digits.iter().map(|(_, t)| t.as_str()).collect();
+        tones.contains('1') && tones.contains("#9")
+    });
+    let digits = &a.app.world().resource::<Digits>().0;
+    assert!(digits.iter().all(|(from, _)| *from == phone), "{digits:?}");
+    a.trigger(HangUp { call });
+    assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::LOCAL_HANG_UP);
     sipp.finished();
 }

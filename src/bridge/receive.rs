@@ -15,10 +15,10 @@ use crossbeam_channel::TryRecvError;
 use super::{AgentLink, CallIndex};
 use crate::model::{
     AgentCalls, AgentConnectionChanged, Call, CallAgent, CallDirection, CallOf, CallState,
-    CallStateChanged, CallStats, DeviceFailed, DominantSpeakers, IncomingCall, LocalScreenShare,
-    LocalVideoStream, ParticipantLeft, ParticipantOf, ParticipantUpdated, Participants,
-    RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, StreamOf, Streams,
-    VideoStopped, VideoView,
+    CallStateChanged, CallStats, DeviceFailed, DominantSpeakers, DtmfReceived, IncomingCall,
+    LocalScreenShare, LocalVideoStream, ParticipantLeft, ParticipantOf, ParticipantUpdated,
+    Participants, RemoteParticipant, RemoteVideoStream, RequestError, RequestFailed, StreamOf,
+    Streams, VideoStopped, VideoView,
 };
 use crate::video::FrameFeed;
 
@@ -120,6 +120,15 @@ fn apply(world: &mut World, agent: Entity, event: AgentEvent) {
         }
         AgentEvent::CallInLobby(call_id) => {
             set_state(world, agent, &call_id, CallState::InLobby, None)
+        }
+        AgentEvent::DtmfReceived {
+            call_id,
+            from,
+            tones,
+        } => {
+            if let Some(call) = find_call(world, agent, &call_id) {
+                world.write_message(DtmfReceived { call, from, tones });
+            }
         }
         AgentEvent::DominantSpeakers { call_id, speakers } => {
             if let Some(call) = find_call(world, agent, &call_id) {

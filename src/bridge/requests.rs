@@ -12,8 +12,8 @@ use crate::model::{
     AcceptCall, AddParticipants, AdmitParticipant, Call, CallDirection, CallOf, CallState,
     CallStateChanged, HangUp, HangUpForEveryone, Hold, JoinGroupCall, Mute, ParticipantOf,
     RejectCall, RejectParticipant, RemoteParticipant, RemoteVideoStream, RemoveParticipant,
-    RequestError, RequestFailed, Resume, SetLobby, StartCall, StartScreenShare, StartVideo,
-    StopScreenShare, StopVideo, StreamOf, SubscribeVideo, Unmute, UnsubscribeVideo,
+    RequestError, RequestFailed, Resume, SendDtmf, SetLobby, StartCall, StartScreenShare,
+    StartVideo, StopScreenShare, StopVideo, StreamOf, SubscribeVideo, Unmute, UnsubscribeVideo,
 };
 
 /// The part of a [`StartCall`] or [`JoinGroupCall`] that waits on a new call entity until the
@@ -70,6 +70,7 @@ pub(crate) fn add_request_observers(app: &mut App) {
         .add_observer(call_request::<AddParticipants>)
         .add_observer(call_request::<RemoveParticipant>)
         .add_observer(call_request::<HangUpForEveryone>)
+        .add_observer(call_request::<SendDtmf>)
         .add_observer(call_request::<SetLobby>)
         .add_observer(call_request::<AdmitParticipant>)
         .add_observer(call_request::<RejectParticipant>)
@@ -147,6 +148,7 @@ pub(crate) enum CallRequest {
     EndForEveryone,
     SetLobby(bool),
     Admit(CommunicationIdentifier, bool),
+    SendDtmf(String),
 }
 
 /// A request event about one call.
@@ -247,6 +249,12 @@ impl ForCall for HangUpForEveryone {
     }
 }
 
+impl ForCall for SendDtmf {
+    fn request(&self) -> (Entity, CallRequest) {
+        (self.call, CallRequest::SendDtmf(self.tones.clone()))
+    }
+}
+
 impl ForCall for SetLobby {
     fn request(&self) -> (Entity, CallRequest) {
         (self.call, CallRequest::SetLobby(self.enabled))
@@ -333,6 +341,9 @@ fn call_request<R: ForCall>(
             None,
             None,
         ),
+        CallRequest::SendDtmf(tones) if !ending => {
+            (AgentCommand::SendDtmf { call_id: id, tones }, None, None)
+        }
         CallRequest::Remove(participant) if !ending => (
             AgentCommand::RemoveParticipant {
                 call_id: id,

@@ -15,6 +15,7 @@ mod call;
 mod device;
 mod group;
 mod participant;
+mod phone;
 mod stream;
 
 pub use agent::{AgentCalls, CallAgent};
@@ -28,6 +29,7 @@ pub use group::{
     RejectParticipant, RemoveParticipant, SetLobby,
 };
 pub use participant::{ParticipantOf, Participants, RemoteParticipant, VoicePlacement};
+pub use phone::{DtmfReceived, SendDtmf};
 pub use stream::{
     LocalScreenShare, LocalVideoStream, RemoteVideoStream, StreamOf, Streams, VideoStopped,
     VideoView,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use call_service::pstn::PstnConfig;
+use call_service::pstn::{DialIn, PstnConfig};
 use call_service::{CallService, ServiceConfig};
 
 /// A sipp process, killed when dropped.
@@ -39,6 +39,18 @@ fn free_port() -> u16 {
 impl Sipp {
     /// sipp answering one call with `scenario` (a file in `tests/sipp/`), echoing RTP.
     pub fn uas(scenario: &str) -> Self {
+        Self::start(scenario, &[])
+    }
+
+    /// sipp placing one call with `scenario` to `number` at `gateway`, holding it `talk` after
+    /// the answer, echoing RTP.
+    pub fn uac(scenario: &str, gateway: SocketAddr, number: &str, talk: Duration) -> Self {
+        let talk = talk.as_millis().to_string();
+        let gateway = gateway.to_string();
+        Self::start(scenario, &[&gateway, "-s", number, "-d", &talk])
+    }
+
+    fn start(scenario: &str, extra: &[&str]) -> Self {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
         let (sip, media) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!(
@@ -50,6 +62,7 @@ impl Sipp {
             .args(["-i", "127.0.0.1", "-p", &sip.to_string()])
             .args(["-mi", "127.0.0.1", "-mp", &media.to_string(), "-rtp_echo"])
             .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("a log file"))
             .spawn()
@@ -86,6 +99,19 @@ impl Sipp {
 
 /// The embedded service with `trunk` as its carrier, giving up on ringing after `ring`.
 pub fn service_with_trunk(trunk: SocketAddr, ring: Duration) -> CallService {
+    service_with_numbers(trunk, ring, &[])
+}
+
+/// The embedded service with `trunk` as its carrier and `numbers` on it ringing their targets.
+pub fn service_with_numbers(
+    trunk: SocketAddr,
+    ring: Duration,
+    numbers: &[(&str, DialIn)],
+) -> CallService {
+    let dial_in = numbers
+        .iter()
+        .map(|(number, target)| (number.to_string(), target.clone()))
+        .collect();
     CallService::start(ServiceConfig {
         ring_timeout: ring,
         pstn: Some(PstnConfig {
@@ -93,7 +119,7 @@ pub fn service_with_trunk(trunk: SocketAddr, ring: Duration) -> CallService {
             sip_port: 0,
             credentials: None,
             caller_id: "+15550100".into(),
-            dial_in: Default::default(),
+            dial_in,
         }),
         ..ServiceConfig::default()
     })

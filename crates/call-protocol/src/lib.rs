@@ -15,8 +15,8 @@ mod rtp;
 pub use end_reason::CallEndReason;
 pub use identifier::{CommunicationIdentifier, IdentifierError};
 pub use message::{
-    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
-    ProtocolError, ServerMessage, VIDEO_SLOTS, decode, encode,
+    AUDIO_SLOTS, CallId, ClientMessage, ErrorCode, MAX_DTMF_DIGITS, MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION, ProtocolError, ServerMessage, VIDEO_SLOTS, decode, encode, valid_dtmf,
 };
 pub use participant::{
     MediaType, ParticipantInfo, ParticipantState, Role, StreamInfo, StreamStopReason,

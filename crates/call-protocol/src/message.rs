@@ -10,6 +10,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CallEndReason, CommunicationIdentifier, MediaType, ParticipantInfo, StreamStopReason};
 
+/// The most DTMF digits one [`ClientMessage::SendDtmf`] carries.
+pub const MAX_DTMF_DIGITS: usize = 32;
+
+/// Whether `tones` is a valid [`ClientMessage::SendDtmf`]: 1 to [`MAX_DTMF_DIGITS`] of
+/// `0-9`, `*`, `#`, `A-D`.
+pub fn valid_dtmf(tones: &str) -> bool {
+    (1..=MAX_DTMF_DIGITS).contains(&tones.len())
+        && tones
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+}
+
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -133,6 +145,14 @@ pub enum ClientMessage {
         /// Which call.
         call_id: CallId,
     },
+    /// Send DTMF digits (`0-9`, `*`, `#`, `A-D`, at most [`MAX_DTMF_DIGITS`]) to the phones
+    /// in the call, as RFC 4733 telephone events.
+    SendDtmf {
+        /// Which call.
+        call_id: CallId,
+        /// The digits, in order.
+        tones: String,
+    },
     /// End the call for every participant (organizers only), with
     /// [`CallEndReason::ENDED_FOR_EVERYONE`].
     EndForEveryone {
@@ -241,6 +261,15 @@ pub enum ServerMessage {
     CallEarlyMedia {
         /// Which call.
         call_id: CallId,
+    },
+    /// Somebody in the call sent DTMF digits: a phone, or (to a phone) a client.
+    DtmfReceived {
+        /// Which call.
+        call_id: CallId,
+        /// Who sent them.
+        from: CommunicationIdentifier,
+        /// The digits, in order.
+        tones: String,
     },
     /// The call is connected: media is routed between its participants.
     CallConnected {

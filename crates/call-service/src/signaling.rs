@@ -26,10 +26,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::pstn::GatewayCommand;
+use crate::pstn::{GatewayCommand, GatewayEvent};
 use crate::router::PendingRoutes;
 use crate::sfu::{MediaCommand, MediaFact};
-use crate::switchboard::{Outbound, PhoneProgress, SessionId, Switchboard, is_phone};
+use crate::switchboard::{Outbound, SessionId, Switchboard, is_phone};
 use crate::token::{DEFAULT_TOKEN_TTL, Grant, TokenIssuer};
 
 /// The WebSocket layer refuses frames beyond this; frames between [`MAX_MESSAGE_BYTES`] and this
@@ -166,12 +166,30 @@ impl Shared {
     }
 
     /// Applies what the gateway hears from phones until it stops.
-    pub(crate) async fn relay_phones(
-        self: Arc<Self>,
-        mut progress: mpsc::Receiver<(SessionId, PhoneProgress)>,
-    ) {
-        while let Some((session, progress)) = progress.recv().await {
-            self.with_board(|b| ((), b.phone_progress(session, progress)));
+    pub(crate) async fn relay_phones(self: Arc<Self>, mut events: mpsc::Receiver<GatewayEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                GatewayEvent::Progress(session, progress) => {
+                    self.with_board(|b| ((), b.phone_progress(session, progress)));
+                }
+                GatewayEvent::DialIn {
+                    caller,
+                    display_name,
+                    target,
+                    commands,
+                    reply,
+                } => {
+                    let result = self.with_board(|b| {
+                        let (result, out) = b.phone_dials_in(caller, display_name, target);
+                        // Registered before the effects below reach the gateway.
+                        if let Ok(session) = result {
+                            self.to_gateway(GatewayCommand::Register { session, commands });
+                        }
+                        (result, out)
+                    });
+                    let _ = reply.send(result);
+                }
+            }
         }
     }
 

@@ -66,6 +66,7 @@ impl Session {
                 participant,
             },
             AgentCommand::EndForEveryone(call_id) => ClientMessage::EndForEveryone { call_id },
+            AgentCommand::SendDtmf { call_id, tones } => ClientMessage::SendDtmf { call_id, tones },
             AgentCommand::SetLobby { call_id, enabled } => {
                 ClientMessage::SetLobby { call_id, enabled }
             }
@@ -144,6 +145,15 @@ impl Session {
                 self.emit(AgentEvent::CallEarlyMedia(call_id))
             }
             ServerMessage::InLobby { call_id } => self.emit(AgentEvent::CallInLobby(call_id)),
+            ServerMessage::DtmfReceived {
+                call_id,
+                from,
+                tones,
+            } => self.emit(AgentEvent::DtmfReceived {
+                call_id,
+                from,
+                tones,
+            }),
             ServerMessage::DominantSpeakers {
                 call_id,
                 speakers,

@@ -105,6 +105,13 @@ pub enum AgentCommand {
     HangUp(CallId),
     /// End a call for every participant (organizers only).
     EndForEveryone(CallId),
+    /// Send DTMF digits to the phones in a call.
+    SendDtmf {
+        /// Which call.
+        call_id: CallId,
+        /// The digits.
+        tones: String,
+    },
     /// Turn a call's lobby on or off (organizers only).
     SetLobby {
         /// Which call.
@@ -258,6 +265,15 @@ pub enum AgentEvent {
     CallRinging(CallId),
     /// A phone's carrier plays ringback or an announcement before the call is answered.
     CallEarlyMedia(CallId),
+    /// Somebody in a call sent DTMF digits.
+    DtmfReceived {
+        /// The call.
+        call_id: CallId,
+        /// Who sent them.
+        from: CommunicationIdentifier,
+        /// The digits.
+        tones: String,
+    },
     /// This agent waits in the call's lobby until an organizer admits or rejects it.
     CallInLobby(CallId),
     /// The call's dominant speakers changed: whose voices the service forwards, the one who

@@ -8,7 +8,10 @@
 //! SDP ([`sdp`]). Messages the switchboard addresses to a phone session come here; its call
 //! ending hangs the phone up.
 
+mod dial_in;
+mod dial_out;
 pub mod leg;
+mod phone;
 pub mod sdp;
 mod sip;
 pub mod transcode;
@@ -16,9 +19,11 @@ pub mod transcode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use call_protocol::{CallId, ServerMessage};
+use call_protocol::{CallEndReason, CallId, CommunicationIdentifier, ServerMessage};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::switchboard::SessionId;
+pub use crate::switchboard::DialIn;
+use crate::switchboard::{PhoneProgress, SessionId};
 
 pub use sip::Gateway;
 
@@ -50,15 +55,6 @@ pub struct PstnConfig {
     pub dial_in: HashMap<String, DialIn>,
 }
 
-/// Whom a number on the trunk reaches.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DialIn {
-    /// A user, rung like any call (`8:acs:...`).
-    User(call_protocol::CommunicationIdentifier),
-    /// A group call, joined by its id.
-    Group(CallId),
-}
-
 /// What signaling asks of the gateway.
 #[derive(Debug)]
 pub enum GatewayCommand {
@@ -71,11 +67,51 @@ pub enum GatewayCommand {
         /// The number, E.164 with its `+`.
         number: String,
     },
+    /// Phone session `session` (dialled in) is played by the call task behind `commands`;
+    /// sent before any message the switchboard addresses to it.
+    Register {
+        /// The phone's session.
+        session: SessionId,
+        /// Its call task.
+        commands: mpsc::Sender<CallCommand>,
+    },
     /// The switchboard told phone session `session` this.
     Message {
         /// The phone's session.
         session: SessionId,
         /// What it was told.
         message: ServerMessage,
+    },
+}
+
+/// What the gateway's loop tells one phone call's task. Dropping its sender hangs the call up.
+#[derive(Debug)]
+pub enum CallCommand {
+    /// The call was answered here (a phone that dialled in is connected): answer it.
+    Answer,
+    /// Play these digits to the phone (RFC 4733).
+    Dtmf(String),
+    /// The call ended here, for this reason: hang the phone up (a phone still ringing here
+    /// hears the matching SIP status).
+    End(CallEndReason),
+}
+
+/// What the gateway tells signaling.
+#[derive(Debug)]
+pub enum GatewayEvent {
+    /// A phone call progressed.
+    Progress(SessionId, PhoneProgress),
+    /// A phone dialled a number on the trunk that reaches `target`.
+    DialIn {
+        /// The phone.
+        caller: CommunicationIdentifier,
+        /// Its name, as the carrier gave it, or its number.
+        display_name: String,
+        /// Whom it reaches.
+        target: DialIn,
+        /// Its call task, registered before the switchboard's first message to it.
+        commands: mpsc::Sender<CallCommand>,
+        /// Its session, or why nobody can be reached.
+        reply: oneshot::Sender<Result<SessionId, CallEndReason>>,
     },
 }

@@ -13,40 +13,47 @@ use std::time::Duration;
 
 use call_protocol::{CallEndReason, ServerMessage};
 use rsipstack::EndpointBuilder;
-use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::dialog::invitation::InviteOption;
-use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::platform::CancellationToken;
-use rsipstack::sip::{Header, Method, Response, StatusCode, Uri};
+use rsipstack::sip::{Header, Method, StatusCode, Uri};
 use rsipstack::transaction::endpoint::EndpointOption;
 use rsipstack::transaction::{Endpoint, Transaction, TransactionReceiver};
+use rsipstack::transport::TransportLayer;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::{SipAddr, TransportLayer};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::leg::{self, Leg};
-use super::sdp::{self, Law};
-use super::{GatewayCommand, PstnConfig};
+use super::dial_in::answer;
+use super::dial_out::dial;
+use super::{CallCommand, GatewayCommand, GatewayEvent, PstnConfig};
 use crate::sfu::MediaCommand;
-use crate::switchboard::{PhoneProgress, SessionId};
+use crate::switchboard::SessionId;
+
+/// How many commands may wait for one phone call's task.
+pub(super) const CALL_COMMANDS: usize = 16;
 
 /// How long a transaction waits for the other side (RFC 3261's 64·T1): short enough that a
 /// trunk that never answers is given up on while the caller still waits.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(16);
 
 /// What the gateway's tasks share.
-struct Context {
-    config: PstnConfig,
-    dialogs: Arc<DialogLayer>,
+pub(super) struct Context {
+    pub(super) config: PstnConfig,
+    pub(super) dialogs: Arc<DialogLayer>,
     /// Our SIP address, for From and Contact.
-    local: SocketAddr,
+    pub(super) local: SocketAddr,
     /// The address media legs bind and advertise.
-    media_ip: IpAddr,
-    media: mpsc::Sender<MediaCommand>,
-    progress: mpsc::Sender<(SessionId, PhoneProgress)>,
+    pub(super) media_ip: IpAddr,
+    pub(super) media: mpsc::Sender<MediaCommand>,
+    pub(super) events: mpsc::Sender<GatewayEvent>,
+}
+
+impl Context {
+    /// Our Contact.
+    pub(super) fn contact(&self) -> Result<Uri, String> {
+        self.dialogs
+            .build_local_contact(Some("gateway".into()), None)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The SIP gateway: bound, not yet running ([`Gateway::run`]).
@@ -59,12 +66,12 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds SIP on `ip` (at the configured port) and readies the endpoint. Media legs bind
-    /// on `ip` and are advertised there too. Progress of phone calls goes to `progress`.
+    /// on `ip` and are advertised there too. What phones do goes to `events`.
     pub async fn bind(
         config: PstnConfig,
         ip: IpAddr,
         media: mpsc::Sender<MediaCommand>,
-        progress: mpsc::Sender<(SessionId, PhoneProgress)>,
+        events: mpsc::Sender<GatewayEvent>,
     ) -> Result<Self, String> {
         let cancel = CancellationToken::new();
         let transport = TransportLayer::new(cancel.child_token());
@@ -97,7 +104,7 @@ impl Gateway {
             local,
             media_ip: ip,
             media,
-            progress,
+            events,
         });
         Ok(Self {
             context,
@@ -120,20 +127,37 @@ impl Gateway {
                 tracing::error!("the SIP endpoint stopped: {e}");
             }
         });
-        let mut calls: HashMap<SessionId, oneshot::Sender<()>> = HashMap::new();
+        let mut calls: HashMap<SessionId, mpsc::Sender<CallCommand>> = HashMap::new();
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(GatewayCommand::Dial { session, number, .. }) => {
-                        calls.retain(|_, hangup| !hangup.is_closed());
-                        let (hangup, hung_up) = oneshot::channel();
-                        calls.insert(session, hangup);
-                        tokio::spawn(dial(self.context.clone(), session, number, hung_up));
+                        calls.retain(|_, call| !call.is_closed());
+                        let (call, commands) = mpsc::channel(CALL_COMMANDS);
+                        calls.insert(session, call);
+                        tokio::spawn(dial(self.context.clone(), session, number, commands));
+                    }
+                    Some(GatewayCommand::Register { session, commands }) => {
+                        calls.retain(|_, call| !call.is_closed());
+                        calls.insert(session, commands);
                     }
                     Some(GatewayCommand::Message { session, message }) => {
-                        // The phone's call ended here: it is hung up (dropping the sender).
-                        if let ServerMessage::CallEnded { .. } = message {
-                            calls.remove(&session);
+                        let command = match message {
+                            // The phone's call ended here: it hangs up, and its entry goes.
+                            ServerMessage::CallEnded { reason, .. } => {
+                                if let Some(call) = calls.remove(&session) {
+                                    let _ = call.try_send(CallCommand::End(reason));
+                                }
+                                continue;
+                            }
+                            ServerMessage::CallConnected { .. } => CallCommand::Answer,
+                            ServerMessage::DtmfReceived { tones, .. } => CallCommand::Dtmf(tones),
+                            _ => continue,
+                        };
+                        if let Some(call) = calls.get(&session)
+                            && call.try_send(command).is_err()
+                        {
+                            tracing::warn!("phone {session} does not take commands; one is dropped");
                         }
                     }
                     None => break,
@@ -160,8 +184,7 @@ async fn on_request(context: Arc<Context>, mut transaction: Transaction) {
     }
     let status = match transaction.original.method {
         Method::Options => StatusCode::OK,
-        // Numbers dialled in are not routed yet.
-        Method::Invite => StatusCode::NotFound,
+        Method::Invite => return answer(context, transaction).await,
         Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Notify => {
             StatusCode::CallTransactionDoesNotExist
         }
@@ -174,7 +197,7 @@ async fn on_request(context: Arc<Context>, mut transaction: Transaction) {
 }
 
 /// The end reason for a SIP final response that is not a 200.
-fn reason_of(code: u16) -> CallEndReason {
+pub(super) fn reason_of(code: u16) -> CallEndReason {
     match code {
         486 | 600 => CallEndReason::BUSY,
         404 | 484 | 604 => CallEndReason::NUMBER_NOT_FOUND,
@@ -183,195 +206,5 @@ fn reason_of(code: u16) -> CallEndReason {
         487 => CallEndReason::CANCELLED,
         603 => CallEndReason::DECLINED,
         code => CallEndReason::new(code, 0),
-    }
-}
-
-/// Places one phone call and plays it until either side hangs up; every way it ends is told
-/// to the switchboard (except our own hang-up, which the switchboard asked for).
-async fn dial(
-    context: Arc<Context>,
-    session: SessionId,
-    number: String,
-    hung_up: oneshot::Receiver<()>,
-) {
-    let ended = match Call::place(&context, session, &number).await {
-        Ok(call) => call.play(hung_up).await,
-        Err(reason) => Some(reason),
-    };
-    if let Some(reason) = ended {
-        let _ = context
-            .progress
-            .send((session, PhoneProgress::Ended(reason)))
-            .await;
-    }
-    let _ = context
-        .media
-        .send(MediaCommand::RemovePeer { session })
-        .await;
-}
-
-/// A phone call placed on the trunk.
-struct Call {
-    context: Arc<Context>,
-    session: SessionId,
-    dialog: InviteDialog,
-    states: DialogStateReceiver,
-    answered:
-        tokio::task::JoinHandle<rsipstack::Result<(rsipstack::dialog::DialogId, Option<Response>)>>,
-    /// The media socket, until the leg takes it.
-    socket: Option<UdpSocket>,
-    leg: Option<Leg>,
-}
-
-impl Call {
-    /// Sends the INVITE with our description.
-    async fn place(
-        context: &Arc<Context>,
-        session: SessionId,
-        number: &str,
-    ) -> Result<Self, CallEndReason> {
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            tracing::warn!("phone call to {number}: {what}: {e}");
-            CallEndReason::PHONE_NETWORK_FAILED
-        };
-        let socket = UdpSocket::bind((context.media_ip, 0))
-            .await
-            .map_err(|e| failed("media socket", &e))?;
-        let rtp = socket
-            .local_addr()
-            .map_err(|e| failed("media socket", &e))?;
-        let offer = sdp::describe(rtp, &[Law::Pcmu, Law::Pcma], session);
-        let config = &context.config;
-        let uri = |text: String| Uri::try_from(text.as_str()).map_err(|e| failed("SIP URI", &e));
-        let option = InviteOption {
-            caller: uri(format!("sip:{}@{}", config.caller_id, context.local))?,
-            callee: uri(format!("sip:{number}@{}", config.trunk))?,
-            destination: Some(SipAddr::from(config.trunk)),
-            contact: context
-                .dialogs
-                .build_local_contact(Some("gateway".into()), None)
-                .map_err(|e| failed("contact", &e))?,
-            content_type: Some("application/sdp".into()),
-            offer: Some(offer.into_bytes()),
-            credential: config.credentials.as_ref().map(|c| Credential {
-                username: c.username.clone(),
-                password: c.password.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let (states_tx, states) = context.dialogs.new_dialog_state_channel();
-        let (dialog, answered) = context
-            .dialogs
-            .do_invite_async(option, states_tx)
-            .map_err(|e| failed("INVITE", &e))?;
-        Ok(Self {
-            context: context.clone(),
-            session,
-            dialog,
-            states,
-            answered,
-            socket: Some(socket),
-            leg: None,
-        })
-    }
-
-    async fn progress(&self, progress: PhoneProgress) {
-        let _ = self.context.progress.send((self.session, progress)).await;
-    }
-
-    /// Starts the media leg toward `description`, or points the running one there.
-    async fn media_to(&mut self, description: &[u8]) -> Result<(), CallEndReason> {
-        let line = sdp::read(&String::from_utf8_lossy(description)).map_err(|e| {
-            tracing::warn!("phone {}: the carrier's description: {e}", self.session);
-            CallEndReason::PHONE_NETWORK_FAILED
-        })?;
-        if let Some(leg) = &self.leg {
-            leg.update(line);
-            return Ok(());
-        }
-        let Some(socket) = self.socket.take() else {
-            return Err(CallEndReason::PHONE_NETWORK_FAILED);
-        };
-        let media = self.context.media.clone();
-        let (leg, audio) = leg::start(self.session, socket, line, media.clone()).map_err(|e| {
-            tracing::warn!("phone {}: media leg: {e}", self.session);
-            CallEndReason::PHONE_NETWORK_FAILED
-        })?;
-        self.leg = Some(leg);
-        let add = MediaCommand::AddPhone {
-            session: self.session,
-            audio,
-        };
-        media
-            .send(add)
-            .await
-            .map_err(|_| CallEndReason::PHONE_NETWORK_FAILED)
-    }
-
-    /// Follows the call to its end: `Some(reason)` if the phone's side ended it, `None` if we
-    /// hung up.
-    async fn play(mut self, mut hung_up: oneshot::Receiver<()>) -> Option<CallEndReason> {
-        let mut answered = false;
-        let mut provisional = false;
-        let ended = loop {
-            tokio::select! {
-                biased;
-                state = self.states.recv() => match state {
-                    Some(DialogState::Early(_, response)) => {
-                        provisional = true;
-                        match response.body.is_empty() {
-                            true => self.progress(PhoneProgress::Ringing).await,
-                            false => match self.media_to(&response.body).await {
-                                Ok(()) => self.progress(PhoneProgress::EarlyMedia).await,
-                                Err(reason) => break Some(reason),
-                            },
-                        }
-                    }
-                    Some(DialogState::Terminated(_, reason)) if answered => {
-                        break match reason {
-                            TerminatedReason::UasBye => Some(CallEndReason::REMOTE_HANG_UP),
-                            _ => Some(CallEndReason::PHONE_NETWORK_FAILED),
-                        };
-                    }
-                    Some(_) => {}
-                    None if answered => break Some(CallEndReason::PHONE_NETWORK_FAILED),
-                    None => {}
-                },
-                result = &mut self.answered, if !answered => match result {
-                    Ok(Ok((_, Some(response)))) if response.status_code == StatusCode::OK => {
-                        answered = true;
-                        if let Err(reason) = self.media_to(&response.body).await {
-                            let _ = self.dialog.bye().await;
-                            break Some(reason);
-                        }
-                        self.progress(PhoneProgress::Answered).await;
-                    }
-                    Ok(Ok((_, Some(response)))) => break Some(reason_of(response.status_code.code())),
-                    Ok(Ok((_, None))) => break Some(CallEndReason::PHONE_NETWORK_FAILED),
-                    Ok(Err(e)) => {
-                        tracing::warn!("phone {}: {e}", self.session);
-                        break Some(CallEndReason::PHONE_NETWORK_FAILED);
-                    }
-                    Err(_) => break Some(CallEndReason::PHONE_NETWORK_FAILED),
-                },
-                _ = &mut hung_up => {
-                    // Hung up here: CANCEL while it rings (nothing yet: stop retransmitting),
-                    // BYE once answered.
-                    match (answered, provisional) {
-                        (true, _) => {
-                            let _ = self.dialog.bye().await;
-                        }
-                        (false, true) => {
-                            let _ = self.dialog.cancel().await;
-                        }
-                        (false, false) => self.answered.abort(),
-                    }
-                    break None;
-                }
-            }
-        };
-        self.context.dialogs.remove_dialog(&self.dialog.id());
-        ended
     }
 }

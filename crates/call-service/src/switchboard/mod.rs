@@ -19,7 +19,7 @@ mod phones;
 mod tests;
 mod video;
 
-pub use phones::{PHONE_SESSIONS, PhoneProgress, is_phone};
+pub use phones::{DialIn, PHONE_SESSIONS, PhoneProgress, is_phone};
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -394,6 +394,7 @@ impl Switchboard {
                 participant,
             } => self.remove(session, &call_id, &participant),
             ClientMessage::EndForEveryone { call_id } => self.end_for_everyone(session, &call_id),
+            ClientMessage::SendDtmf { call_id, tones } => self.send_dtmf(session, &call_id, tones),
             ClientMessage::SetLobby { call_id, enabled } => {
                 self.moderator_in(&call_id, session)?;
                 if let Some(call) = self.calls.get_mut(&call_id) {
