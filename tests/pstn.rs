@@ -9,7 +9,8 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy_calling::prelude::*;
 use call_service::pstn::DialIn;
-use common::sipp::{Sipp, service_with_numbers, service_with_trunk};
+use call_service::pstn::{PstnConfig, SipCredentials};
+use common::sipp::{Sipp, service_with, service_with_trunk, trunk};
 use common::*;
 
 const PHONE: &str = "4:+15550001";
@@ -209,8 +210,11 @@ fn a_phone_dials_in_to_a_user_who_answers_and_they_hear_each_other() {
     let bob_id = CommunicationIdentifier::user("bob").unwrap();
     // The trunk is never dialled here: the phone calls in.
     let nowhere = "127.0.0.1:9".parse().unwrap();
-    let numbers = [("+15550002", DialIn::User(bob_id))];
-    let service = service_with_numbers(nowhere, Duration::from_secs(20), &numbers);
+    let pstn = PstnConfig {
+        dial_in: [("+15550002".to_owned(), DialIn::User(bob_id))].into(),
+        ..trunk(nowhere)
+    };
+    let service = service_with(pstn, Duration::from_secs(20));
     let mut b = client(&service, "bob", Mic::Speech);
     run_until(&mut [&mut b], "Bob signed in", |c| {
         c[0].agent().is_connected()
@@ -286,5 +290,109 @@ fn digits_sent_reach_the_phone_and_the_phones_digits_arrive_as_facts() {
     assert!(digits.iter().all(|(from, _)| *from == phone), "{digits:?}");
     a.trigger(HangUp { call });
     assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::LOCAL_HANG_UP);
+    sipp.finished();
+}
+
+/// Calls the phone through sipp's authenticating trunk with `password`.
+fn call_with_password(password: &str) -> (Sipp, call_service::CallService, Client, Entity) {
+    let sipp = Sipp::uas("uas_auth.xml");
+    let credentials = SipCredentials {
+        username: "gateway".into(),
+        password: password.into(),
+    };
+    let pstn = PstnConfig {
+        credentials: Some(credentials),
+        ..trunk(sipp.addr)
+    };
+    let service = service_with(pstn, Duration::from_secs(20));
+    let (a, call) = call_the_phone(&service, Mic::None);
+    (sipp, service, a, call)
+}
+
+#[test]
+fn a_trunk_that_asks_for_credentials_gets_them_and_refuses_wrong_ones() {
+    // sipp verifies the digest of the INVITE sent again after its 401.
+    let (sipp, _service, mut a, call) = call_with_password("s3cret");
+    run_until(&mut [&mut a], "the phone to answer", |c| {
+        c[0].call(call).state == CallState::Connected
+    });
+    a.trigger(HangUp { call });
+    assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::LOCAL_HANG_UP);
+    sipp.finished();
+
+    let (sipp, _service, mut a, call) = call_with_password("wrong");
+    let refused = CallEndReason::new(403, CallEndReason::PHONE_STATUS_SUBCODE);
+    assert_eq!(ended(&mut [&mut a], 0, call), refused);
+    sipp.finished();
+}
+
+/// A SIP request from `from` to the gateway at `to`, without a body.
+fn request(
+    method: &str,
+    number: &str,
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+) -> String {
+    format!(
+        "{method} sip:{number}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-{method}-probe\r\n\
+         From: <sip:probe@{from}>;tag=probe\r\nTo: <sip:{number}@{to}>\r\nCall-ID: {method}-probe\r\n\
+         CSeq: 1 {method}\r\nContact: <sip:probe@{from}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The status of the first final response `socket` receives.
+fn final_status(socket: &std::net::UdpSocket) -> u16 {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .expect("a response before the timeout");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let code = text
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok());
+        if let Some(code) = code.filter(|&code| code >= 200) {
+            return code;
+        }
+    }
+}
+
+#[test]
+fn bad_sip_is_answered_or_dropped_and_the_gateway_goes_on() {
+    let sipp = Sipp::uas("uas_busy.xml");
+    let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
+    let gateway = service.sip_addr().expect("the gateway's address");
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let from = probe.local_addr().unwrap();
+    // Garbage, a request without its headers, a datagram that is all header: dropped.
+    for junk in [
+        &b"\x00\xff\xfe not SIP at all"[..],
+        b"INVITE sip:+15550002@127.0.0.1 SIP/2.0\r\n\r\n",
+        &[b'A'; 1400][..],
+    ] {
+        probe.send_to(junk, gateway).unwrap();
+    }
+    // Well-formed requests are answered: OPTIONS, and an INVITE to a number nobody has.
+    probe
+        .send_to(
+            request("OPTIONS", "+15550002", from, gateway).as_bytes(),
+            gateway,
+        )
+        .unwrap();
+    assert_eq!(final_status(&probe), 200);
+    probe
+        .send_to(
+            request("INVITE", "+19999999", from, gateway).as_bytes(),
+            gateway,
+        )
+        .unwrap();
+    assert_eq!(final_status(&probe), 404);
+    // And the gateway still places calls.
+    let (mut a, call) = call_the_phone(&service, Mic::None);
+    assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::BUSY);
     sipp.finished();
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use call_service::pstn::{DialIn, PstnConfig};
+use call_service::pstn::PstnConfig;
 use call_service::{CallService, ServiceConfig};
 
 /// A sipp process, killed when dropped.
@@ -97,31 +97,29 @@ impl Sipp {
     }
 }
 
-/// The embedded service with `trunk` as its carrier, giving up on ringing after `ring`.
-pub fn service_with_trunk(trunk: SocketAddr, ring: Duration) -> CallService {
-    service_with_numbers(trunk, ring, &[])
+/// A trunk at `addr` without credentials or numbers, our calls from `+15550100`.
+pub fn trunk(addr: SocketAddr) -> PstnConfig {
+    PstnConfig {
+        trunk: addr,
+        sip_port: 0,
+        credentials: None,
+        caller_id: "+15550100".into(),
+        dial_in: Default::default(),
+    }
 }
 
-/// The embedded service with `trunk` as its carrier and `numbers` on it ringing their targets.
-pub fn service_with_numbers(
-    trunk: SocketAddr,
-    ring: Duration,
-    numbers: &[(&str, DialIn)],
-) -> CallService {
-    let dial_in = numbers
-        .iter()
-        .map(|(number, target)| (number.to_string(), target.clone()))
-        .collect();
+/// The embedded service with the carrier `pstn`, giving up on ringing after `ring`.
+pub fn service_with(pstn: PstnConfig, ring: Duration) -> CallService {
     CallService::start(ServiceConfig {
         ring_timeout: ring,
-        pstn: Some(PstnConfig {
-            trunk,
-            sip_port: 0,
-            credentials: None,
-            caller_id: "+15550100".into(),
-            dial_in,
-        }),
+        pstn: Some(pstn),
         ..ServiceConfig::default()
     })
     .expect("service with a trunk starts")
+}
+
+/// The embedded service with the trunk at `addr` as its carrier, giving up on ringing after
+/// `ring`.
+pub fn service_with_trunk(addr: SocketAddr, ring: Duration) -> CallService {
+    service_with(trunk(addr), ring)
 }

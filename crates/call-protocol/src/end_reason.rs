@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 /// | 503 | 1 | the media connection to the call service failed |
 /// | 503 | 2 | a remote participant lost their connection to the service |
 /// | 503 | 3 | the phone network failed the call |
+/// | 4xx–6xx | 5 | the phone network ended the call with this SIP status (one not named above) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CallEndReason {
     /// The class of the end: 0 normal, 4xx and 6xx refused, 5xx failed.
@@ -60,6 +61,9 @@ impl CallEndReason {
     pub const BUSY: Self = Self::new(486, 0);
     /// The phone network failed the call (an error from the carrier, or no media).
     pub const PHONE_NETWORK_FAILED: Self = Self::new(503, 3);
+    /// The subcode of a phone network's SIP status that has no reason of its own: the code is
+    /// the status (403 when the carrier refuses our credentials, say).
+    pub const PHONE_STATUS_SUBCODE: u32 = 5;
     /// The caller hung up before the call was answered.
     pub const CANCELLED: Self = Self::new(487, 0);
     /// The callee declined the call.
@@ -106,6 +110,10 @@ impl CallEndReason {
             Self::REMOTE_CONNECTION_LOST => {
                 "a remote participant lost their connection to the service"
             }
+            Self {
+                subcode: Self::PHONE_STATUS_SUBCODE,
+                ..
+            } => "the phone network ended the call",
             _ => "the call ended for a reason this version does not know",
         }
     }

@@ -205,6 +205,6 @@ pub(super) fn reason_of(code: u16) -> CallEndReason {
         480 => CallEndReason::PHONE_UNAVAILABLE,
         487 => CallEndReason::CANCELLED,
         603 => CallEndReason::DECLINED,
-        code => CallEndReason::new(code, 0),
+        code => CallEndReason::new(code, CallEndReason::PHONE_STATUS_SUBCODE),
     }
 }
