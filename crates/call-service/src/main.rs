@@ -1,10 +1,11 @@
 //! The `call-service` binary: run the signaling server and SFU, or mint an access token.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use call_protocol::{CommunicationIdentifier, Role};
+use call_service::pstn;
 use call_service::token::TokenIssuer;
 use call_service::{CallService, ServiceConfig, TlsIdentity};
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        trunk: Trunk,
     },
     /// Print an access token for a user, signed with the service's secret.
     Token {
@@ -66,11 +69,53 @@ enum Command {
     },
 }
 
+/// A carrier's SIP trunk, for calls to and from phone numbers.
+#[derive(clap::Args)]
+struct Trunk {
+    /// The trunk's SIP address (UDP), e.g. 203.0.113.5:5060. Without it, phone numbers are
+    /// not found.
+    #[arg(long)]
+    sip_trunk: Option<SocketAddr>,
+    /// The local SIP (UDP) port, on --advertise-ip (else --ip).
+    #[arg(long, default_value_t = 5060)]
+    sip_port: u16,
+    /// The user name for the trunk's digest challenges (with --sip-password).
+    #[arg(long, requires = "sip_password")]
+    sip_user: Option<String>,
+    /// The password for the trunk's digest challenges.
+    #[arg(long, env = "CALL_SERVICE_SIP_PASSWORD", hide_env_values = true)]
+    sip_password: Option<String>,
+    /// The number our calls come from, E.164 with its `+`.
+    #[arg(long, default_value = "+10000000000")]
+    caller_id: String,
+    /// A number on the trunk and whom it rings: `+15550002=8:acs:bob` (a user) or
+    /// `+15550003=<group call GUID>`. Repeatable.
+    #[arg(long, value_parser = pstn::parse_dial_in)]
+    dial_in: Vec<(String, pstn::DialIn)>,
+}
+
+impl Trunk {
+    /// The gateway's configuration, if a trunk is given.
+    fn config(self) -> Option<pstn::PstnConfig> {
+        let credentials = self.sip_user.zip(self.sip_password);
+        Some(pstn::PstnConfig {
+            trunk: self.sip_trunk?,
+            sip_port: self.sip_port,
+            credentials: credentials
+                .map(|(username, password)| pstn::SipCredentials { username, password }),
+            caller_id: self.caller_id,
+            dial_in: self.dial_in.into_iter().collect(),
+        })
+    }
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // rsipstack logs every SIP datagram at info.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rsipstack=warn".into()),
         )
         .init();
     match Cli::parse().command {
@@ -97,6 +142,7 @@ fn main() -> std::process::ExitCode {
             dev_tokens,
             tls_cert,
             tls_key,
+            trunk,
         } => {
             let tls = match tls_cert.zip(tls_key) {
                 Some((cert, key)) => match TlsIdentity::from_files(&cert, &key) {
@@ -123,6 +169,7 @@ fn main() -> std::process::ExitCode {
                 secret: secret.map(String::into_bytes),
                 dev_tokens,
                 tls,
+                pstn: trunk.config(),
                 ..ServiceConfig::default()
             };
             match CallService::start(config) {
@@ -130,6 +177,9 @@ fn main() -> std::process::ExitCode {
                     println!("signaling: {}", service.ws_url());
                     println!("media:     udp {}", service.media_addr());
                     println!("web:       {}", service.web_url());
+                    if let Some(sip) = service.sip_addr() {
+                        println!("sip:       udp {sip}");
+                    }
                     service.wait();
                     std::process::ExitCode::SUCCESS
                 }

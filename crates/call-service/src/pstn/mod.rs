@@ -55,6 +55,27 @@ pub struct PstnConfig {
     pub dial_in: HashMap<String, DialIn>,
 }
 
+/// Reads a dial-in rule, `NUMBER=TARGET`: an E.164 number with its `+`, and a user
+/// (`8:acs:bob`) or a group call's GUID.
+pub fn parse_dial_in(rule: &str) -> Result<(String, DialIn), String> {
+    let (number, target) = rule
+        .split_once('=')
+        .ok_or_else(|| format!("`{rule}` is not NUMBER=TARGET"))?;
+    let id: CommunicationIdentifier = format!("4:{number}").parse().map_err(|e| format!("{e}"))?;
+    let number = id.to_string().trim_start_matches("4:").to_owned();
+    let group = CallId(target.to_owned());
+    let target = match target.parse() {
+        Ok(user @ CommunicationIdentifier::CommunicationUser(_)) => DialIn::User(user),
+        _ if group.is_guid() => DialIn::Group(group),
+        _ => {
+            return Err(format!(
+                "`{target}` is neither a user (8:acs:...) nor a group call GUID"
+            ));
+        }
+    };
+    Ok((number, target))
+}
+
 /// What signaling asks of the gateway.
 #[derive(Debug)]
 pub enum GatewayCommand {
@@ -114,4 +135,31 @@ pub enum GatewayEvent {
         /// Its session, or why nobody can be reached.
         reply: oneshot::Sender<Result<SessionId, CallEndReason>>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_in_rules_name_a_number_and_a_user_or_a_group() {
+        let bob = CommunicationIdentifier::user("bob").unwrap();
+        assert_eq!(
+            parse_dial_in("+15550002=8:acs:bob"),
+            Ok(("+15550002".to_owned(), DialIn::User(bob)))
+        );
+        let group = CallId::new_group();
+        assert_eq!(
+            parse_dial_in(&format!("+15550003={group}")),
+            Ok(("+15550003".to_owned(), DialIn::Group(group)))
+        );
+        for bad in [
+            "+15550002",
+            "15550002=8:acs:bob",
+            "+1=8:acs:bob",
+            "+15550002=nobody",
+        ] {
+            assert!(parse_dial_in(bad).is_err(), "{bad}");
+        }
+    }
 }
