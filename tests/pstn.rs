@@ -396,3 +396,28 @@ fn bad_sip_is_answered_or_dropped_and_the_gateway_goes_on() {
     assert_eq!(ended(&mut [&mut a], 0, call), CallEndReason::BUSY);
     sipp.finished();
 }
+
+#[test]
+fn a_call_placed_to_a_user_and_a_phone_at_once_reaches_both() {
+    let sipp = Sipp::uas("uas_progress.xml");
+    let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
+    let mut a = client(&service, "alice", Mic::ToneAt(ALICE_HZ));
+    let mut b = client(&service, "bob", Mic::ToneAt(BOB_HZ));
+    run_until(&mut [&mut a, &mut b], "signed in", |c| {
+        c.iter().all(|c| c.agent().is_connected())
+    });
+    let agent = a.agent;
+    let a_call = a.start_call(StartCall {
+        agent,
+        targets: vec![b.user.clone(), PHONE.parse().unwrap()],
+        video: None,
+    });
+    let (b_call, _) = incoming(&mut [&mut a, &mut b], 1);
+    b.trigger(AcceptCall { call: b_call });
+    all_three_hear_each_other(&mut a, &mut b, [a_call, b_call]);
+    for (client, call) in [(&mut a, a_call), (&mut b, b_call)] {
+        client.trigger(HangUp { call });
+        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
+    }
+    sipp.finished();
+}

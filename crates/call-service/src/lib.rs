@@ -13,6 +13,10 @@
 //!    receive slots and video to the slots subscribed to it; [`forward`] turns each received
 //!    packet into numbered copies, one per leg. The SFU reports who speaks back to signaling.
 //!
+//! 5. With a carrier trunk ([`pstn`]), calls to `4:+<E.164>` go out over SIP and numbers on the
+//!    trunk ring users here; a phone is a member of the call whose audio the gateway codes
+//!    between the SFU's Opus and the phone's G.711.
+//!
 //! A browser joins through the web client served at `/`, which speaks the same protocol; with a
 //! certificate ([`TlsIdentity`]) all of it is served over HTTPS and WSS.
 //!

@@ -486,20 +486,47 @@ fn start(
     });
     ui.separator();
     ui.label("Dial a phone number");
-    ui.add_enabled(
-        false,
-        egui::TextEdit::singleline(&mut services.screens.dial),
-    );
+    ui.text_edit_singleline(&mut services.screens.dial);
     egui::Grid::new("dial-pad").show(ui, |ui| {
-        for row in ["123", "456", "789", "*0#"] {
-            for digit in row.chars() {
-                ui.add_enabled(false, egui::Button::new(digit.to_string()));
+        for row in [
+            ["1", "2", "3"],
+            ["4", "5", "6"],
+            ["7", "8", "9"],
+            ["+", "0", "Del"],
+        ] {
+            for key in row {
+                if ui.button(key).clicked() {
+                    match key {
+                        "Del" => drop(services.screens.dial.pop()),
+                        key => services.screens.dial.push_str(key),
+                    }
+                }
             }
             ui.end_row();
         }
     });
-    ui.add_enabled(false, egui::Button::new("Dial"))
-        .on_disabled_hover_text("phone calls need the service's SIP gateway, not built yet");
+    let digits: String = services
+        .screens
+        .dial
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let number = format!("4:+{digits}")
+        .parse::<CommunicationIdentifier>()
+        .ok();
+    if ui
+        .add_enabled(ready && number.is_some(), egui::Button::new("Dial"))
+        .on_disabled_hover_text("an E.164 number: 7 to 15 digits")
+        .on_hover_text("Through the service's SIP gateway (call-service serve --sip-trunk)")
+        .clicked()
+        && let Some(number) = number
+    {
+        commands.start_call(StartCall {
+            agent,
+            targets: vec![number],
+            video: None,
+        });
+    }
 }
 
 /// Adds `count` bots to the group call `group`.

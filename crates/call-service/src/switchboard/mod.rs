@@ -2,7 +2,7 @@
 //!
 //! Every method takes one request and returns the [`Outbound`] effects it causes: messages to
 //! sessions and media routes for the SFU. Nothing here does I/O, so the rules are unit-tested
-//! directly; [`crate::signaling`] owns the sockets and applies the effects.
+//! directly; the service's signaling module owns the sockets and applies the effects.
 //!
 //! This file holds the types, sign-in and sign-out, and the request dispatch; `calls.rs` starts,
 //! answers, invites into and leaves calls, `group.rs` holds group calls by id, roles, the lobby
