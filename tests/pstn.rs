@@ -421,3 +421,58 @@ fn a_call_placed_to_a_user_and_a_phone_at_once_reaches_both() {
     }
     sipp.finished();
 }
+
+#[test]
+fn a_phone_dials_in_to_a_group_call_and_joins_it() {
+    let group = CallId::new_group();
+    let nowhere = "127.0.0.1:9".parse().unwrap();
+    let pstn = PstnConfig {
+        dial_in: [("+15550003".to_owned(), DialIn::Group(group.clone()))].into(),
+        ..trunk(nowhere)
+    };
+    let service = service_with(pstn, Duration::from_secs(20));
+    let mut a = client(&service, "alice", Mic::Speech);
+    run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
+    let agent = a.agent;
+    let call = a.app.world_mut().join_group_call(JoinGroupCall {
+        agent,
+        group_id: group,
+        video: None,
+    });
+    run_until(&mut [&mut a], "in the group call", |c| {
+        c[0].call(call).state == CallState::Connected
+    });
+    let gateway = service.sip_addr().expect("the gateway's address");
+    let sipp = Sipp::uac(
+        "uac_dial_in.xml",
+        gateway,
+        "+15550003",
+        Duration::from_secs(6),
+    );
+    // The phone joins at once (nobody answers a group call), and sipp echoes what it hears:
+    // Alice hears her own speech through the phone.
+    let carol: CommunicationIdentifier = "4:+15550123".parse().unwrap();
+    run_until(&mut [&mut a], "the phone in the group call", |c| {
+        c[0].participant(call, &carol)
+            .is_some_and(|p| p.state == ParticipantState::Connected)
+    });
+    let from = a.speaker.len();
+    run_until(&mut [&mut a], "three seconds of the phone", |c| {
+        c[0].speaker.len() >= from + 4 * 48_000
+    });
+    let heard = a.speaker.samples_from(from + 48_000);
+    let corr = looped_envelope_correlation(&heard, &speech_samples());
+    assert!(
+        corr > 0.8,
+        "the phone's audio correlates {corr} with Alice's speech"
+    );
+    // The phone hangs up; the group call goes on without it.
+    run_until(&mut [&mut a], "the phone to leave", |c| {
+        c[0].participant(call, &carol)
+            .is_some_and(|p| p.state == ParticipantState::Disconnected)
+    });
+    let left = a.participant(call, &carol).and_then(|p| p.end_reason);
+    assert_eq!(left, Some(CallEndReason::REMOTE_HANG_UP));
+    assert_eq!(a.call(call).state, CallState::Connected);
+    sipp.finished();
+}
