@@ -51,6 +51,15 @@ impl CommunicationIdentifier {
         format!("{USER_PREFIX}{id}").parse()
     }
 
+    /// A phone number's E.164 form with its `+` (`+15550001`), as SIP and people write it;
+    /// `None` for anyone else.
+    pub fn e164(&self) -> Option<String> {
+        match self {
+            Self::PhoneNumber(digits) => Some(format!("+{digits}")),
+            _ => None,
+        }
+    }
+
     /// The identifier in its raw wire form, e.g. `8:acs:alice`.
     pub fn raw_id(&self) -> String {
         self.to_string()
@@ -131,6 +140,13 @@ mod tests {
             "8:echo123".parse::<CommunicationIdentifier>().unwrap(),
             CommunicationIdentifier::EchoBot
         );
+    }
+
+    #[test]
+    fn phone_numbers_read_as_e164() {
+        let phone: CommunicationIdentifier = "4:+15550001".parse().unwrap();
+        assert_eq!(phone.e164().as_deref(), Some("+15550001"));
+        assert_eq!(CommunicationIdentifier::EchoBot.e164(), None);
     }
 
     #[test]

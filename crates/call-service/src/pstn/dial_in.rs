@@ -38,9 +38,9 @@ fn caller_of(transaction: &Transaction) -> (CommunicationIdentifier, String) {
     let id = format!("4:+{}", user.trim_start_matches('+'))
         .parse()
         .unwrap_or(CommunicationIdentifier::PhoneNumber("0000000".into()));
-    let number = id.to_string().trim_start_matches("4:").to_owned();
     let name = from.and_then(|f| f.display_name).filter(|n| !n.is_empty());
-    (id, name.unwrap_or(number))
+    let name = name.or_else(|| id.e164()).unwrap_or_default();
+    (id, name)
 }
 
 /// Answers a dial-in INVITE that is not in a dialog yet.

@@ -61,8 +61,10 @@ pub fn parse_dial_in(rule: &str) -> Result<(String, DialIn), String> {
     let (number, target) = rule
         .split_once('=')
         .ok_or_else(|| format!("`{rule}` is not NUMBER=TARGET"))?;
-    let id: CommunicationIdentifier = format!("4:{number}").parse().map_err(|e| format!("{e}"))?;
-    let number = id.to_string().trim_start_matches("4:").to_owned();
+    // Checked as a phone identifier; the number stays as written (`+` and digits).
+    format!("4:{number}")
+        .parse::<CommunicationIdentifier>()
+        .map_err(|e| format!("{e}"))?;
     let group = CallId(target.to_owned());
     let target = match target.parse() {
         Ok(user @ CommunicationIdentifier::CommunicationUser(_)) => DialIn::User(user),
@@ -73,7 +75,7 @@ pub fn parse_dial_in(rule: &str) -> Result<(String, DialIn), String> {
             ));
         }
     };
-    Ok((number, target))
+    Ok((number.to_owned(), target))
 }
 
 /// What signaling asks of the gateway.

@@ -132,14 +132,12 @@ impl Gateway {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(GatewayCommand::Dial { session, number, .. }) => {
-                        calls.retain(|_, call| !call.is_closed());
                         let (call, commands) = mpsc::channel(CALL_COMMANDS);
-                        calls.insert(session, call);
                         tokio::spawn(dial(self.context.clone(), session, number, commands));
+                        register(&mut calls, session, call);
                     }
                     Some(GatewayCommand::Register { session, commands }) => {
-                        calls.retain(|_, call| !call.is_closed());
-                        calls.insert(session, commands);
+                        register(&mut calls, session, commands);
                     }
                     Some(GatewayCommand::Message { session, message }) => {
                         let command = match message {
@@ -171,6 +169,17 @@ impl Gateway {
         self.cancel.cancel();
         serving.abort();
     }
+}
+
+/// Keeps `call` as phone `session`'s task, dropping the entries of calls that ended by
+/// themselves (their task is gone, so no message of the switchboard removed them).
+fn register(
+    calls: &mut HashMap<SessionId, mpsc::Sender<CallCommand>>,
+    session: SessionId,
+    call: mpsc::Sender<CallCommand>,
+) {
+    calls.retain(|_, call| !call.is_closed());
+    calls.insert(session, call);
 }
 
 /// A new request from the trunk: one of a dialog's (the phone's BYE) goes to it; anything

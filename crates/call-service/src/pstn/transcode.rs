@@ -25,32 +25,46 @@ const START_QUEUED: usize = 2 * WIDE_FRAME;
 /// The most a voice's queue keeps (100 ms); older samples are dropped.
 const MAX_QUEUED: usize = 5 * WIDE_FRAME;
 
-/// A mono sinc resampler from `from` to `to` Hz taking `chunk` input frames at a time.
-fn resampler(from: u32, to: u32, chunk: usize) -> Result<Async<f32>, String> {
-    let parameters = SincInterpolationParameters::new(64, WindowFunction::BlackmanHarris2);
-    Async::new_sinc(
-        f64::from(to) / f64::from(from),
-        1.0,
-        &parameters,
-        chunk,
-        1,
-        FixedAsync::Input,
-    )
-    .map_err(|e| format!("resampler {from} Hz to {to} Hz: {e}"))
+/// A mono sinc resampler from `from` to `to` Hz taking `chunk` input frames at a time, with
+/// its output buffer made once.
+struct Converter {
+    resampler: Async<f32>,
+    buffer: Vec<f32>,
 }
 
-/// Resamples `input` (exactly the resampler's chunk) onto the end of `out`.
-fn resample(resampler: &mut Async<f32>, input: &[f32], out: &mut VecDeque<f32>) {
-    let mut buffer = vec![0.0; resampler.output_frames_max()];
-    let frames = buffer.len();
-    let (Ok(input), Ok(mut output)) = (
-        InterleavedSlice::new(input, 1, input.len()),
-        InterleavedSlice::new_mut(&mut buffer, 1, frames),
-    ) else {
-        return;
-    };
-    if let Ok((_, written)) = resampler.process_into_buffer(&input, &mut output, None) {
-        out.extend(&buffer[..written]);
+impl Converter {
+    fn new(from: u32, to: u32, chunk: usize) -> Result<Self, String> {
+        let parameters = SincInterpolationParameters::new(64, WindowFunction::BlackmanHarris2);
+        let resampler = Async::new_sinc(
+            f64::from(to) / f64::from(from),
+            1.0,
+            &parameters,
+            chunk,
+            1,
+            FixedAsync::Input,
+        )
+        .map_err(|e| format!("resampler {from} Hz to {to} Hz: {e}"))?;
+        Ok(Self {
+            buffer: vec![0.0; resampler.output_frames_max()],
+            resampler,
+        })
+    }
+
+    /// Resamples `input` (exactly the chunk) onto the end of `out`.
+    fn push(&mut self, input: &[f32], out: &mut VecDeque<f32>) {
+        let frames = self.buffer.len();
+        let (Ok(input), Ok(mut output)) = (
+            InterleavedSlice::new(input, 1, input.len()),
+            InterleavedSlice::new_mut(&mut self.buffer, 1, frames),
+        ) else {
+            return;
+        };
+        if let Ok((_, written)) = self
+            .resampler
+            .process_into_buffer(&input, &mut output, None)
+        {
+            out.extend(&self.buffer[..written]);
+        }
     }
 }
 
@@ -81,7 +95,7 @@ struct Voice {
 pub struct ToPhone {
     law: Law,
     voices: Vec<Option<Voice>>,
-    resampler: Async<f32>,
+    resampler: Converter,
     narrow: VecDeque<f32>,
     decoded: Vec<f32>,
 }
@@ -92,7 +106,7 @@ impl ToPhone {
         Ok(Self {
             law,
             voices: (0..slots).map(|_| None).collect(),
-            resampler: resampler(48_000, 8_000, WIDE_FRAME)?,
+            resampler: Converter::new(48_000, 8_000, WIDE_FRAME)?,
             narrow: VecDeque::new(),
             decoded: vec![0.0; 6 * WIDE_FRAME],
         })
@@ -142,7 +156,7 @@ impl ToPhone {
                 }
             }
         }
-        resample(&mut self.resampler, &mix, &mut self.narrow);
+        self.resampler.push(&mix, &mut self.narrow);
         let n = self.narrow.len().min(PHONE_FRAME);
         let mut out: Vec<u8> = self
             .narrow
@@ -165,7 +179,7 @@ pub struct WideFrame {
 /// The phone's voice, coded for the call.
 pub struct FromPhone {
     law: Law,
-    resampler: Async<f32>,
+    resampler: Converter,
     narrow: Vec<f32>,
     wide: VecDeque<f32>,
     encoder: opus::Encoder,
@@ -178,7 +192,7 @@ impl FromPhone {
             .map_err(|e| format!("no Opus encoder for a phone leg: {e}"))?;
         Ok(Self {
             law,
-            resampler: resampler(8_000, 48_000, PHONE_FRAME)?,
+            resampler: Converter::new(8_000, 48_000, PHONE_FRAME)?,
             narrow: Vec::with_capacity(PHONE_FRAME),
             wide: VecDeque::new(),
             encoder,
@@ -191,7 +205,7 @@ impl FromPhone {
         for &byte in payload {
             self.narrow.push(decode(self.law, byte));
             if self.narrow.len() == PHONE_FRAME {
-                resample(&mut self.resampler, &self.narrow, &mut self.wide);
+                self.resampler.push(&self.narrow, &mut self.wide);
                 self.narrow.clear();
             }
         }

@@ -67,7 +67,7 @@ impl Switchboard {
     }
 
     /// Drops bots and phones that are in no call any more (each is made for one call).
-    pub(super) fn retire_bots(&mut self, sessions: &[SessionId]) -> Vec<Outbound> {
+    pub(super) fn retire_bots_and_phones(&mut self, sessions: &[SessionId]) -> Vec<Outbound> {
         let mut out = Vec::new();
         for &made in sessions.iter().filter(|&&s| is_bot(s) || is_phone(s)) {
             if self.sessions.get(&made).is_some_and(|s| s.calls.is_empty()) {

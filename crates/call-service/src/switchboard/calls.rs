@@ -88,14 +88,14 @@ impl Switchboard {
                 let bot = self.new_bot();
                 invited.bots.push(bot.session);
                 Some(bot)
-            } else if let CommunicationIdentifier::PhoneNumber(number) = &target
+            } else if let Some(number) = target.e164()
                 && self.phones_enabled
             {
-                let phone = self.new_phone(target.clone());
+                let phone = self.new_phone(target.clone(), number.clone());
                 invited.out.push(Outbound::Dial {
                     call_id: call_id.clone(),
                     session: phone.session,
-                    number: format!("+{number}"),
+                    number,
                 });
                 invited.phones += 1;
                 Some(phone)
@@ -322,11 +322,11 @@ impl Switchboard {
         }
         if call.goes_on() {
             out.push(call.route(call_id));
-            out.extend(self.retire_bots(&[session]));
+            out.extend(self.retire_bots_and_phones(&[session]));
             return out;
         }
         out.extend(self.end_call(call_id, |_| others));
-        out.extend(self.retire_bots(&[session]));
+        out.extend(self.retire_bots_and_phones(&[session]));
         out
     }
 
@@ -361,7 +361,7 @@ impl Switchboard {
             call_id: call_id.clone(),
             members: Vec::new(),
         });
-        out.extend(self.retire_bots(&sessions));
+        out.extend(self.retire_bots_and_phones(&sessions));
         out
     }
 

@@ -52,14 +52,18 @@ impl Switchboard {
         self.phones_enabled = true;
     }
 
-    /// A new phone session for `number`, ringing in a call being placed.
-    pub(super) fn new_phone(&mut self, id: CommunicationIdentifier) -> Member {
+    /// A new phone session for `id`, named `display_name`, ringing in a call.
+    pub(super) fn new_phone(
+        &mut self,
+        id: CommunicationIdentifier,
+        display_name: String,
+    ) -> Member {
         let session = PHONE_SESSIONS + self.phones_made;
         self.phones_made += 1;
         self.sessions.insert(
             session,
             Session {
-                display_name: id.to_string().trim_start_matches("4:").to_owned(),
+                display_name,
                 user: id,
                 role: Role::Presenter,
                 calls: BTreeSet::new(),
@@ -78,11 +82,7 @@ impl Switchboard {
         display_name: String,
         target: DialIn,
     ) -> (Result<SessionId, CallEndReason>, Vec<Outbound>) {
-        let mut phone = self.new_phone(caller);
-        if let Some(s) = self.sessions.get_mut(&phone.session) {
-            s.display_name = display_name.clone();
-        }
-        phone.info.display_name = display_name;
+        let mut phone = self.new_phone(caller, display_name);
         let session = phone.session;
         let result = match target {
             DialIn::User(user) => {
