@@ -41,6 +41,58 @@ fn seen(client: &Client) -> Vec<CallState> {
     client.app.world().resource::<Seen>().0.clone()
 }
 
+/// Checks that `client` (speaking the speech clip) hears it back for `seconds`, after a second
+/// to settle: sipp echoes the phone leg, so it came through the phone, coded to G.711 and back.
+fn hears_own_speech_through_the_phone(client: &mut Client, seconds: usize) {
+    let from = client.speaker.len();
+    run_until(&mut [&mut *client], "the phone's audio", |c| {
+        c[0].speaker.len() >= from + (seconds + 1) * 48_000
+    });
+    let heard = client.speaker.samples_from(from + 48_000);
+    let e = energy(&heard);
+    let corr = looped_envelope_correlation(&heard, &speech_samples());
+    assert!(e > 0.002, "the phone's audio has energy {e}");
+    assert!(
+        corr > 0.8,
+        "the phone's audio correlates {corr} with the speech sent"
+    );
+}
+
+/// Hangs up both calls, each ending as a local hang-up.
+fn both_hang_up(a: &mut Client, b: &mut Client, calls: [Entity; 2]) {
+    for (client, call) in [(a, calls[0]), (b, calls[1])] {
+        client.trigger(HangUp { call });
+        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
+    }
+}
+
+/// Alice and Bob, signed in, each sending a tone of their own.
+fn alice_and_bob(service: &call_service::CallService) -> (Client, Client) {
+    let mut a = client(service, "alice", Mic::ToneAt(ALICE_HZ));
+    let mut b = client(service, "bob", Mic::ToneAt(BOB_HZ));
+    run_until(&mut [&mut a, &mut b], "signed in", |c| {
+        c.iter().all(|c| c.agent().is_connected())
+    });
+    (a, b)
+}
+
+/// Bob answers the call ringing at him; his call entity.
+fn bob_answers(a: &mut Client, b: &mut Client) -> Entity {
+    let (b_call, _) = incoming(&mut [a, &mut *b], 1);
+    b.trigger(AcceptCall { call: b_call });
+    b_call
+}
+
+/// A service whose trunk is never dialled, with `number` on it reaching `target`.
+fn dial_in_service(number: &str, target: DialIn) -> call_service::CallService {
+    let nowhere = "127.0.0.1:9".parse().unwrap();
+    let pstn = PstnConfig {
+        dial_in: [(number.to_owned(), target)].into(),
+        ..trunk(nowhere)
+    };
+    service_with(pstn, Duration::from_secs(20))
+}
+
 #[test]
 fn a_phone_call_rings_plays_early_media_connects_and_carries_speech_both_ways() {
     let sipp = Sipp::uas("uas_progress.xml");
@@ -73,15 +125,7 @@ fn a_phone_call_rings_plays_early_media_connects_and_carries_speech_both_ways() 
     );
 
     // sipp echoes the phone leg's RTP: Alice hears her own speech, through G.711 both ways.
-    let from = a.speaker.len();
-    run_until(&mut [&mut a], "four seconds of the phone", |c| {
-        c[0].speaker.len() >= from + 5 * 48_000
-    });
-    let heard = a.speaker.samples_from(from + 48_000);
-    let e = energy(&heard);
-    let corr = looped_envelope_correlation(&heard, &speech_samples());
-    assert!(e > 0.002, "the phone's audio has energy {e}");
-    assert!(corr > 0.8, "the echo correlates {corr} with Alice's speech");
+    hears_own_speech_through_the_phone(&mut a, 4);
 
     // Hanging up sends BYE, which sipp's scenario waits for.
     a.trigger(HangUp { call });
@@ -148,11 +192,7 @@ fn all_three_hear_each_other(a: &mut Client, b: &mut Client, calls: [Entity; 2])
 fn a_group_call_of_two_dials_out_to_a_phone_and_all_three_hear_each_other() {
     let sipp = Sipp::uas("uas_progress.xml");
     let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
-    let mut a = client(&service, "alice", Mic::ToneAt(ALICE_HZ));
-    let mut b = client(&service, "bob", Mic::ToneAt(BOB_HZ));
-    run_until(&mut [&mut a, &mut b], "signed in", |c| {
-        c.iter().all(|c| c.agent().is_connected())
-    });
+    let (mut a, mut b) = alice_and_bob(&service);
     let group = CallId::new_group();
     let calls = [&mut a, &mut b].map(|c| {
         let agent = c.agent;
@@ -171,10 +211,7 @@ fn a_group_call_of_two_dials_out_to_a_phone_and_all_three_hear_each_other() {
     });
     all_three_hear_each_other(&mut a, &mut b, calls);
     // The group goes on while people are in it; its phone is hung up when they leave.
-    for (client, call) in [(&mut a, calls[0]), (&mut b, calls[1])] {
-        client.trigger(HangUp { call });
-        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
-    }
+    both_hang_up(&mut a, &mut b, calls);
     sipp.finished();
 }
 
@@ -195,26 +232,16 @@ fn a_one_to_one_phone_call_becomes_a_group_when_someone_is_added() {
         call: a_call,
         targets: vec![bob],
     });
-    let (b_call, _) = incoming(&mut [&mut a, &mut b], 1);
-    b.trigger(AcceptCall { call: b_call });
+    let b_call = bob_answers(&mut a, &mut b);
     all_three_hear_each_other(&mut a, &mut b, [a_call, b_call]);
-    for (client, call) in [(&mut a, a_call), (&mut b, b_call)] {
-        client.trigger(HangUp { call });
-        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
-    }
+    both_hang_up(&mut a, &mut b, [a_call, b_call]);
     sipp.finished();
 }
 
 #[test]
 fn a_phone_dials_in_to_a_user_who_answers_and_they_hear_each_other() {
     let bob_id = CommunicationIdentifier::user("bob").unwrap();
-    // The trunk is never dialled here: the phone calls in.
-    let nowhere = "127.0.0.1:9".parse().unwrap();
-    let pstn = PstnConfig {
-        dial_in: [("+15550002".to_owned(), DialIn::User(bob_id))].into(),
-        ..trunk(nowhere)
-    };
-    let service = service_with(pstn, Duration::from_secs(20));
+    let service = dial_in_service("+15550002", DialIn::User(bob_id));
     let mut b = client(&service, "bob", Mic::Speech);
     run_until(&mut [&mut b], "Bob signed in", |c| {
         c[0].agent().is_connected()
@@ -235,17 +262,7 @@ fn a_phone_dials_in_to_a_user_who_answers_and_they_hear_each_other() {
         c[0].call(b_call).state == CallState::Connected
     });
     // sipp echoes the phone leg: Bob hears his own speech through the phone.
-    let from = b.speaker.len();
-    run_until(&mut [&mut b], "three seconds of the phone", |c| {
-        c[0].speaker.len() >= from + 4 * 48_000
-    });
-    let heard = b.speaker.samples_from(from + 48_000);
-    let corr = looped_envelope_correlation(&heard, &speech_samples());
-    assert!(energy(&heard) > 0.002, "energy {}", energy(&heard));
-    assert!(
-        corr > 0.8,
-        "the phone's audio correlates {corr} with Bob's speech"
-    );
+    hears_own_speech_through_the_phone(&mut b, 3);
     // The phone hangs up (BYE after six seconds).
     assert_eq!(
         ended(&mut [&mut b], 0, b_call),
@@ -401,36 +418,23 @@ fn bad_sip_is_answered_or_dropped_and_the_gateway_goes_on() {
 fn a_call_placed_to_a_user_and_a_phone_at_once_reaches_both() {
     let sipp = Sipp::uas("uas_progress.xml");
     let service = service_with_trunk(sipp.addr, Duration::from_secs(20));
-    let mut a = client(&service, "alice", Mic::ToneAt(ALICE_HZ));
-    let mut b = client(&service, "bob", Mic::ToneAt(BOB_HZ));
-    run_until(&mut [&mut a, &mut b], "signed in", |c| {
-        c.iter().all(|c| c.agent().is_connected())
-    });
+    let (mut a, mut b) = alice_and_bob(&service);
     let agent = a.agent;
     let a_call = a.start_call(StartCall {
         agent,
         targets: vec![b.user.clone(), PHONE.parse().unwrap()],
         video: None,
     });
-    let (b_call, _) = incoming(&mut [&mut a, &mut b], 1);
-    b.trigger(AcceptCall { call: b_call });
+    let b_call = bob_answers(&mut a, &mut b);
     all_three_hear_each_other(&mut a, &mut b, [a_call, b_call]);
-    for (client, call) in [(&mut a, a_call), (&mut b, b_call)] {
-        client.trigger(HangUp { call });
-        assert_eq!(ended(&mut [client], 0, call), CallEndReason::LOCAL_HANG_UP);
-    }
+    both_hang_up(&mut a, &mut b, [a_call, b_call]);
     sipp.finished();
 }
 
 #[test]
 fn a_phone_dials_in_to_a_group_call_and_joins_it() {
     let group = CallId::new_group();
-    let nowhere = "127.0.0.1:9".parse().unwrap();
-    let pstn = PstnConfig {
-        dial_in: [("+15550003".to_owned(), DialIn::Group(group.clone()))].into(),
-        ..trunk(nowhere)
-    };
-    let service = service_with(pstn, Duration::from_secs(20));
+    let service = dial_in_service("+15550003", DialIn::Group(group.clone()));
     let mut a = client(&service, "alice", Mic::Speech);
     run_until(&mut [&mut a], "signed in", |c| c[0].agent().is_connected());
     let agent = a.agent;
@@ -456,16 +460,7 @@ fn a_phone_dials_in_to_a_group_call_and_joins_it() {
         c[0].participant(call, &carol)
             .is_some_and(|p| p.state == ParticipantState::Connected)
     });
-    let from = a.speaker.len();
-    run_until(&mut [&mut a], "three seconds of the phone", |c| {
-        c[0].speaker.len() >= from + 4 * 48_000
-    });
-    let heard = a.speaker.samples_from(from + 48_000);
-    let corr = looped_envelope_correlation(&heard, &speech_samples());
-    assert!(
-        corr > 0.8,
-        "the phone's audio correlates {corr} with Alice's speech"
-    );
+    hears_own_speech_through_the_phone(&mut a, 3);
     // The phone hangs up; the group call goes on without it.
     run_until(&mut [&mut a], "the phone to leave", |c| {
         c[0].participant(call, &carol)
